@@ -1,0 +1,269 @@
+"""Solver configs: TOML files validated into typed objects, then built into a problem and a solver.
+
+Every error names the file and the key and says what was expected (`ConfigError`).
+"""
+from __future__ import annotations
+
+import math
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+from .pde import Expression, Grid
+from .problems import PDEProblem
+from .solvers import Solver, make_solver
+
+EQUATIONS = {
+    "poisson": "-Δu = f",
+    "helmholtz": "-Δu - k²u = f",
+    "diffusion": "-∇·(a∇u) + c u = f",
+}
+DTYPES = {"float32": torch.float32, "float64": torch.float64}
+_MISSING = object()
+
+
+class ConfigError(ValueError):
+    """A bad config: `file: key: what was expected`."""
+
+    def __init__(self, file: Any, key: str, message: str):
+        self.file, self.key = str(file), key
+        super().__init__(f"{file}: {key}: {message}" if key else f"{file}: {message}")
+
+
+class _Table:
+    """Reads one TOML table, remembering which keys were used so leftovers can be reported."""
+
+    def __init__(self, data: Any, key: str, file: Path):
+        if not isinstance(data, dict):
+            raise ConfigError(file, key, f"expected a table, got {_kind(data)}")
+        self.data, self.key, self.file, self.used = data, key, file, set()
+
+    def path(self, name: str) -> str:
+        return f"{self.key}.{name}" if self.key else name
+
+    def error(self, name: str, message: str) -> ConfigError:
+        return ConfigError(self.file, self.path(name), message)
+
+    def get(self, name: str, types: tuple[type, ...], default: Any = _MISSING, expected: str = "") -> Any:
+        self.used.add(name)
+        if name not in self.data:
+            if default is _MISSING:
+                raise self.error(name, f"missing; expected {expected or _names(types)}")
+            return default
+        value = self.data[name]
+        if isinstance(value, bool) and bool not in types or not isinstance(value, types):
+            raise self.error(name, f"expected {expected or _names(types)}, got {_kind(value)} {value!r}")
+        return value
+
+    def table(self, name: str, required: bool = True) -> "_Table":
+        self.used.add(name)
+        if name not in self.data:
+            if required:
+                raise self.error(name, "missing table")
+            return _Table({}, self.path(name), self.file)
+        return _Table(self.data[name], self.path(name), self.file)
+
+    def finish(self) -> None:
+        unknown = [k for k in self.data if k not in self.used]
+        if unknown:
+            raise self.error(unknown[0], f"unknown key; expected one of: {', '.join(sorted(self.used))}")
+
+
+def _kind(v: Any) -> str:
+    return {dict: "a table", list: "an array", str: "a string", bool: "a boolean", int: "an integer",
+            float: "a number"}.get(type(v), type(v).__name__)
+
+
+def _names(types: tuple[type, ...]) -> str:
+    return " or ".join(_kind(t()) if t is not dict else "a table" for t in types)
+
+
+@dataclass
+class GridConfig:
+    lower: list[float]
+    upper: list[float]
+    points: list[int]
+    bc: str | list[str]
+
+
+@dataclass
+class ProblemConfig:
+    equation: str
+    grid: Grid
+    fields: dict[str, Any]  # source, a, c, boundary, exact: number, expression string or tensor
+    constants: dict[str, float]
+    dtype: torch.dtype
+    device: str
+
+
+@dataclass
+class OutputConfig:
+    dir: str
+    name: str
+    plot: bool
+
+
+@dataclass
+class Config:
+    """A validated config file; `problem()` and `solver()` build the objects it describes."""
+
+    file: Path
+    problem_config: ProblemConfig
+    solver_name: str
+    solver_options: dict[str, Any]
+    output: OutputConfig
+    _solver: Solver | None = field(default=None, repr=False)
+
+    def problem(self, dtype: torch.dtype | None = None, device: str | None = None) -> PDEProblem:
+        p = self.problem_config
+        return PDEProblem(p.grid, constants=p.constants, dtype=dtype or p.dtype, device=device or p.device,
+                          name=self.output.name, **p.fields)
+
+    def solver(self) -> Solver:
+        if self._solver is None:
+            try:
+                self._solver = make_solver(self.solver_name, **self.solver_options)
+            except (TypeError, ValueError) as err:
+                raise ConfigError(self.file, "solver", str(err)) from None
+        return self._solver
+
+
+def load(path: str | Path) -> Config:
+    """Read and validate a config; raises `ConfigError` naming the file and key on any problem."""
+    file = Path(path)
+    if not file.is_file():
+        raise ConfigError(file, "", "no such file")
+    try:
+        data = tomllib.loads(file.read_text())
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
+        raise ConfigError(file, "", f"not valid TOML: {err}") from None
+    root = _Table(data, "", file)
+    problem = _problem(root.table("problem"), file)
+    solver_t = root.table("solver")
+    name = solver_t.get("name", (str,), expected="a solver name, e.g. \"cg\"")
+    options = {k: v for k, v in solver_t.data.items() if k != "name"}
+    out_t = root.table("output", required=False)
+    output = OutputConfig(
+        dir=out_t.get("dir", (str,), "out"),
+        name=out_t.get("name", (str,), file.stem),
+        plot=out_t.get("plot", (bool,), True),
+    )
+    if not output.name or "/" in output.name or output.name.startswith("."):
+        raise out_t.error("name", f"expected a plain file stem, got {output.name!r}")
+    out_t.finish()
+    root.finish()
+    config = Config(file, problem, name, options, output)
+    config.solver()  # validates the solver name and its options now
+    return config
+
+
+def _problem(t: _Table, file: Path) -> ProblemConfig:
+    equation = t.get("equation", (str,), expected=" or ".join(f'"{e}"' for e in EQUATIONS))
+    if equation not in EQUATIONS:
+        raise t.error("equation", f"expected one of {', '.join(EQUATIONS)}, got {equation!r}")
+    g = t.table("grid")
+    points = g.get("points", (list,), expected="an array of 1-3 integers (unknowns per axis)")
+    ndim = len(points)
+    if not 1 <= ndim <= 3 or not all(isinstance(n, int) and not isinstance(n, bool) and n >= 2 for n in points):
+        raise g.error("points", f"expected 1-3 integers >= 2 (unknowns per axis), got {points!r}")
+    bounds = {}
+    for key, default in (("lower", [0.0] * ndim), ("upper", [1.0] * ndim)):
+        v = g.get(key, (list,), default, expected=f"an array of {ndim} numbers")
+        if len(v) != ndim or not all(isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) for x in v):
+            raise g.error(key, f"expected an array of {ndim} finite numbers (one per axis), got {v!r}")
+        bounds[key] = v
+    bc = g.get("bc", (str, list), "dirichlet", expected='a boundary condition or one per axis ("dirichlet", "neumann", "periodic")')
+    g.finish()
+    try:
+        grid = Grid(lower=tuple(bounds["lower"]), upper=tuple(bounds["upper"]), points=tuple(points), bc=bc)
+    except ValueError as err:
+        raise ConfigError(file, "problem.grid", str(err)) from None
+
+    constants = {}
+    c_t = t.table("constants", required=False)
+    for key in list(c_t.data):
+        constants[key] = float(c_t.get(key, (int, float), expected="a number"))
+    c_t.finish()
+    if equation == "helmholtz":
+        constants["k"] = float(t.get("k", (int, float), expected="the wavenumber k (a number)"))
+
+    allowed = {"poisson": (), "helmholtz": (), "diffusion": ("a", "c")}[equation]
+    for key in ("a", "c", "k"):
+        if key in t.data and key not in allowed and not (key == "k" and equation == "helmholtz"):
+            raise t.error(key, f"not used by equation {equation!r} ({EQUATIONS[equation]}); "
+                               f"use equation = \"diffusion\" for coefficients a and c")
+    fields = {"source": _field(t, "source", grid, constants, file)}
+    for key in ("boundary", "exact", *allowed):
+        if key in t.data:
+            fields[key] = _field(t, key, grid, constants, file)
+    if equation == "helmholtz":
+        fields["c"] = -constants["k"] ** 2
+    dtype = t.get("dtype", (str,), "float64", expected='"float32" or "float64"')
+    if dtype not in DTYPES:
+        raise t.error("dtype", f'expected "float32" or "float64", got {dtype!r}')
+    device = t.get("device", (str,), "cpu", expected='"cpu" or "cuda"')
+    t.finish()
+    return ProblemConfig(equation, grid, fields, constants, DTYPES[dtype], device)
+
+
+def _field(t: _Table, key: str, grid: Grid, constants: dict, file: Path) -> Any:
+    """A number, an expression string (checked by evaluating it once), or {file = ..., variable = ...}."""
+    value = t.get(key, (int, float, str, dict), expected="a number, an expression string or {file = \"...\"}")
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            expr = Expression(value, grid.names, constants)
+            centre = {n: torch.tensor((lo + hi) / 2, dtype=torch.float64) for n, lo, hi in zip(grid.names, grid.lower, grid.upper)}
+            probe = torch.as_tensor(expr(**centre))
+        except Exception as err:  # noqa: BLE001 - any failure of a user expression is a config error
+            raise t.error(key, str(err)) from None
+        if probe.is_complex() or not bool(torch.isfinite(probe).all()):
+            raise t.error(key, f"expression {value!r} is not a finite real number at the domain centre")
+        return value
+    return _data_file(_Table(value, t.path(key), file), grid, file)
+
+
+def _data_file(t: _Table, grid: Grid, file: Path) -> torch.Tensor:
+    """Load an array on the grid's unknowns from .npy, NetCDF (.nc) or HDF5 (.h5/.hdf5)."""
+    rel = t.get("file", (str,), expected="a path relative to the config file")
+    variable = t.get("variable", (str,), None, expected="the variable (NetCDF) or dataset (HDF5) name")
+    t.finish()
+    path = (file.parent / rel).resolve()
+    if not path.is_file():
+        raise t.error("file", f"no such file {str(path)!r}")
+    try:
+        if path.suffix == ".npy":
+            import numpy as np
+
+            array = np.load(path, allow_pickle=False)
+        elif path.suffix == ".nc":
+            import xarray as xr
+
+            with xr.open_dataset(path) as ds:
+                name = variable or next(iter(ds.data_vars))
+                array = ds[name].values
+        elif path.suffix in (".h5", ".hdf5"):
+            import h5py
+
+            with h5py.File(path, "r") as h5:
+                if variable is None:
+                    raise t.error("variable", "required for HDF5 files (the dataset name)")
+                array = h5[variable][()]
+        else:
+            raise t.error("file", f"unsupported file type {path.suffix!r}; expected .npy, .nc, .h5 or .hdf5")
+    except ConfigError:
+        raise
+    except Exception as err:  # noqa: BLE001
+        raise t.error("file", f"cannot read {path.name}: {err}") from None
+    if tuple(array.shape) != grid.points:
+        raise t.error("file", f"array in {path.name} has shape {tuple(array.shape)}, expected the grid's points {grid.points}")
+    return torch.as_tensor(array, dtype=torch.float64)

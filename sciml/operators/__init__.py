@@ -1,0 +1,18 @@
+"""Linear operators: the base class, wrappers, composition, the adjointness test, PDE stencils."""
+from .adjoint import check_adjoint
+from .base import (
+    AdjointOperator,
+    ComposedOperator,
+    IdentityOperator,
+    LinearOperator,
+    ScaledOperator,
+    SumOperator,
+)
+from .stencil import BOUNDARY_CONDITIONS, DiffusionOperator, diffusion_apply, laplacian
+from .wrappers import FunctionOperator, MatrixOperator, ScipyOperator, aslinearoperator
+
+__all__ = [
+    "AdjointOperator", "BOUNDARY_CONDITIONS", "ComposedOperator", "DiffusionOperator", "FunctionOperator",
+    "IdentityOperator", "LinearOperator", "MatrixOperator", "ScaledOperator", "ScipyOperator", "SumOperator",
+    "aslinearoperator", "check_adjoint", "diffusion_apply", "laplacian",
+]

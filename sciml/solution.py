@@ -1,0 +1,178 @@
+"""`Solution`: the answer of every solver and how it was reached; NetCDF output and plots."""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from ._io import atomic_path
+from .status import Status
+
+
+@dataclass
+class Solution:
+    """What `sciml.solve` returns.
+
+    Attributes:
+        x: the solution, `(*batch, *space)`.
+        residuals: residual-norm history `||b - A x_k||`, `(k+1, *batch)` (1-D for one system).
+        time: wall time of the solve in seconds (set by `sciml.solve`).
+        info: solver name and settings, `reason`, and `rel_l2_error` (the worst over the batch)
+            when the exact solution is known.
+        stats: per-system tensors: `status` (`Status` codes) and `iterations`, both `(*batch,)`.
+        coords: coordinates of the space axes (name -> 1-D tensor), if the problem has a grid.
+        exact: the exact solution on the same points, if known.
+        variable: name of the unknown in files and plots ("u" for PDEs, "x" otherwise).
+    """
+
+    x: torch.Tensor
+    residuals: torch.Tensor
+    stats: dict[str, torch.Tensor]
+    info: dict[str, Any] = field(default_factory=dict)
+    time: float = float("nan")
+    coords: dict[str, torch.Tensor] | None = None
+    exact: torch.Tensor | None = None
+    variable: str = "x"
+
+    @property
+    def status(self) -> Status:
+        """The worst status over the batch (`Status.SUCCESS` only if every system converged)."""
+        s = self.stats["status"]
+        return Status(int(s.max())) if s.numel() else Status.SUCCESS
+
+    @property
+    def converged(self) -> bool:
+        return self.status == Status.SUCCESS
+
+    @property
+    def iterations(self) -> int:
+        """The most iterations any system in the batch took."""
+        it = self.stats["iterations"]
+        return int(it.max()) if it.numel() else 0
+
+    @property
+    def residual(self) -> float:
+        """Final residual norm relative to ||b|| (the worst over the batch)."""
+        rel = self.info.get("relative_residual")
+        return float("nan") if rel is None else float(rel)
+
+    def summary(self) -> str:
+        """One line: solver, status, iterations, residual, error, time."""
+        parts = [f"{self.info.get('solver', '?')}: {'converged' if self.converged else self.status.name.lower()}",
+                 f"iterations {self.iterations}", f"residual {self.residual:.2e}"]
+        if "rel_l2_error" in self.info:
+            parts.append(f"rel_l2_error {self.info['rel_l2_error']:.2e}")
+        parts.append(f"time {self.time:.3f} s")
+        return ", ".join(parts)
+
+    # --- output -------------------------------------------------------------------------------
+    def _space_dims(self) -> list[str]:
+        if self.coords:
+            return list(self.coords)
+        nbatch = self.stats["status"].ndim
+        return [f"dim_{i}" for i in range(self.x.ndim - nbatch)]
+
+    def to_xarray(self):
+        """An `xarray.Dataset`: the solution (real/imag parts for complex), exact and error if known,
+        the residual history, and the solver settings as attributes."""
+        import xarray as xr
+
+        space = self._space_dims()
+        batch = [f"batch_{i}" for i in range(self.x.ndim - len(space))]
+        dims = batch + space
+        data: dict[str, Any] = {}
+        fields = {self.variable: self.x}
+        if self.exact is not None:
+            fields["exact"] = self.exact
+            fields["error"] = self.x - self.exact
+        for name, t in fields.items():
+            t = t.detach().cpu()
+            if t.is_complex():
+                data[f"{name}_real"] = (dims, t.real.numpy())
+                data[f"{name}_imag"] = (dims, t.imag.numpy())
+            else:
+                data[name] = (dims, t.numpy())
+        data["residual"] = (["iteration"] + batch, self.residuals.detach().cpu().numpy())
+        data["status"] = (batch, self.stats["status"].cpu().numpy())
+        data["iterations"] = (batch, self.stats["iterations"].cpu().numpy())
+        coords = {k: v.detach().cpu().numpy() for k, v in (self.coords or {}).items()}
+        attrs = {
+            "solver": str(self.info.get("solver", "")),
+            "status": self.status.name,
+            "converged": int(self.converged),
+            "time_s": float(self.time),
+            "info": json.dumps(_jsonable(self.info), sort_keys=True),
+        }
+        if "rel_l2_error" in self.info:
+            attrs["rel_l2_error"] = float(self.info["rel_l2_error"])
+        return xr.Dataset(data, coords=coords, attrs=attrs)
+
+    def save(self, path: str) -> None:
+        """Write `to_xarray()` as NetCDF-4 (HDF5) to `path`, atomically."""
+        ds = self.to_xarray()
+        with atomic_path(path) as tmp:
+            ds.to_netcdf(tmp, engine="h5netcdf")
+
+    def plot(self, path: str) -> None:
+        """Save a PNG: the solution (first system of a batch), its error if known, the residual history."""
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        nspace = len(self._space_dims())
+        first = (0,) * (self.x.ndim - nspace)
+        panels = [(self.variable, self.x[first])]
+        if self.exact is not None:
+            panels.append(("error", (self.x - self.exact)[first]))
+        fig, axes = plt.subplots(1, len(panels) + 1, figsize=(4.6 * (len(panels) + 1), 3.8))
+        for ax, (title, t) in zip(axes, panels):
+            _draw_field(fig, ax, t.detach().cpu(), self.coords, title)
+        hist = self.residuals.detach().cpu().reshape(self.residuals.shape[0], -1).numpy()
+        axes[-1].semilogy(hist)
+        axes[-1].set_xlabel("iteration")
+        axes[-1].set_ylabel("||b - A x||")
+        state = "converged" if self.converged else self.status.name.lower()
+        axes[-1].set_title(f"{self.info.get('solver', '')}: {state} after {self.iterations} iterations", fontsize=9)
+        fig.tight_layout()
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format="png", dpi=110)
+        plt.close(fig)
+
+
+def _draw_field(fig, ax, t: torch.Tensor, coords: dict | None, title: str) -> None:
+    if t.is_complex():
+        t, title = t.abs(), f"|{title}|"
+    names = list(coords) if coords else [f"dim_{i}" for i in range(t.ndim)]
+    axes = [coords[n].cpu().numpy() if coords else np.arange(s) for n, s in zip(names, t.shape)]
+    while t.ndim > 2:  # 3-D: the middle slice of the last axis
+        title = f"{title} ({names[-1]} = {axes[-1][t.shape[-1] // 2]:.3g})"
+        t, names, axes = t[..., t.shape[-1] // 2], names[:-1], axes[:-1]
+    if t.ndim == 1:
+        ax.plot(axes[0], t.numpy())
+        ax.set_xlabel(names[0])
+    else:
+        im = ax.pcolormesh(axes[0], axes[1], t.numpy().T, shading="auto", cmap="viridis")
+        ax.set_xlabel(names[0])
+        ax.set_ylabel(names[1])
+        ax.set_aspect("equal")
+        fig.colorbar(im, ax=ax, shrink=0.85)
+    ax.set_title(title)
+
+
+def _jsonable(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().cpu().tolist() if obj.numel() <= 64 else f"tensor{tuple(obj.shape)}"
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return str(obj)
+    if obj is None or isinstance(obj, (bool, int, float, str)):
+        return obj
+    return repr(obj)
