@@ -5,7 +5,7 @@
 Problems: `LinearProblem`, `PDEProblem`, `InverseProblem`. Operators: `sciml.operators`.
 Kernels: `sciml.linalg`. Every solve returns a `Solution`.
 """
-from . import linalg, operators, pde, problems, solvers
+from . import config, linalg, operators, pde, problems, solvers
 from .pde import Grid
 from .problems import InverseProblem, LinearProblem, PDEProblem
 from .solution import Solution
@@ -14,5 +14,5 @@ from .status import Status
 
 __version__ = "0.1.0"
 
-__all__ = ["Grid", "InverseProblem", "LinearProblem", "PDEProblem", "Solution", "Status", "available", "linalg",
+__all__ = ["Grid", "config", "InverseProblem", "LinearProblem", "PDEProblem", "Solution", "Status", "available", "linalg",
            "operators", "pde", "problems", "register", "solve", "solvers"]

@@ -5,5 +5,6 @@ device-agnostic, real and complex.
 """
 from ._common import KrylovResult, as_matvec, sparse_matmul
 from .cg import cg
+from .minres import minres
 
-__all__ = ["KrylovResult", "as_matvec", "cg", "sparse_matmul"]
+__all__ = ["KrylovResult", "as_matvec", "cg", "minres", "sparse_matmul"]

@@ -13,11 +13,20 @@ Matvec = Callable[[torch.Tensor], torch.Tensor]
 
 
 def sparse_matmul(S: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """Apply a torch sparse (COO/CSR) matrix `S` (m, n) to `x` (..., n) -> (..., m)."""
+    """Apply a torch sparse (COO/CSR) matrix `S` (m, n) to `x` (..., n) -> (..., m).
+
+    On CPU, sparse-times-dense-matrix products in torch are many times slower than sparse
+    matrix-vector products (measured in benchmarks/cg_vs_scipy.py), so a batch is applied one
+    vector at a time there; accelerators use one sparse-dense product.
+    """
     n = S.shape[1]
     lead = x.shape[:-1]
-    cols = x.reshape(-1, n).mT
-    return (S @ cols).mT.reshape(*lead, S.shape[0])
+    rows = x.reshape(-1, n)
+    if rows.shape[0] == 1 or x.device.type == "cpu":
+        y = torch.stack([torch.mv(S, row) for row in rows])
+    else:
+        y = (S @ rows.mT.contiguous()).mT
+    return y.reshape(*lead, S.shape[0])
 
 
 def as_matvec(A: Any, b: torch.Tensor) -> tuple[Matvec, tuple[int, ...]]:

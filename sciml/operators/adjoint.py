@@ -32,8 +32,10 @@ def check_adjoint(A: LinearOperator, n_trials: int = 3, generator: torch.Generat
         x = _random(A.in_shape, dtype, A.device, generator)
         y = _random(A.out_shape, dtype, A.device, generator)
         Ax, AHy = A.apply(x), A.adjoint(y)
-        lhs = torch.vdot(Ax.flatten(), y.flatten())
-        rhs = torch.vdot(x.flatten(), AHy.flatten())
+        # A real-typed operator scaled by a complex number returns complex values: compare in a common dtype.
+        common = torch.promote_types(torch.promote_types(Ax.dtype, y.dtype), torch.promote_types(x.dtype, AHy.dtype))
+        lhs = torch.vdot(Ax.flatten().to(common), y.flatten().to(common))
+        rhs = torch.vdot(x.flatten().to(common), AHy.flatten().to(common))
         scale = torch.linalg.vector_norm(Ax) * torch.linalg.vector_norm(y)
         worst = max(worst, float(abs(lhs - rhs) / scale) if scale > 0 else float(abs(lhs - rhs)))
     return worst

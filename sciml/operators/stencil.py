@@ -112,7 +112,7 @@ class DiffusionOperator(LinearOperator):
         coeffs = [t for t in (*(a or ()), c) if isinstance(t, torch.Tensor)]
         real = all(not t.is_complex() for t in coeffs) and not isinstance(c, complex)
         positive = real and (a is None or all(bool((ad > 0).all()) for ad in a))
-        c_min = 0.0 if c is None else (float(c.min()) if isinstance(c, torch.Tensor) else float(c.real if isinstance(c, complex) else c))
+        c_min = 0.0 if c is None else (float(c.real.min()) if isinstance(c, torch.Tensor) else float(c.real if isinstance(c, complex) else c))
         definite = positive and c_min >= 0 and ("dirichlet" in self.bc or c_min > 0)
         super().__init__(grid_shape, dtype=dtype, device=device, is_self_adjoint=real, is_positive_definite=definite)
 

@@ -1,6 +1,7 @@
 """Wrap matrices and functions as `LinearOperator`s: `aslinearoperator`."""
 from __future__ import annotations
 
+import warnings
 from typing import Any, Callable
 
 import numpy as np
@@ -20,7 +21,8 @@ class MatrixOperator(LinearOperator):
         if matrix.ndim != 2:
             raise ValueError(f"matrix must be 2-D, got shape {tuple(matrix.shape)}")
         m, n = matrix.shape
-        super().__init__(in_shape or (n,), out_shape or (m,), dtype=matrix.dtype, device=matrix.device, **tags)
+        in_shape, out_shape = _default_shapes(in_shape, out_shape, m, n)
+        super().__init__(in_shape, out_shape, dtype=matrix.dtype, device=matrix.device, **tags)
         if self.in_size != n or self.out_size != m:
             raise ValueError(f"in_shape {self.in_shape} / out_shape {self.out_shape} do not match a {m}x{n} matrix")
         self.matrix = matrix
@@ -39,6 +41,14 @@ class MatrixOperator(LinearOperator):
 
     def to_dense(self) -> torch.Tensor:
         return self.matrix.to_dense() if self.matrix.layout != torch.strided else self.matrix
+
+
+def _default_shapes(in_shape: Any, out_shape: Any, m: int, n: int) -> tuple[Any, Any]:
+    """Default shapes of an (m, n) matrix: `(n,)` and `(m,)`; a square matrix given only `in_shape`
+    maps that shape to itself (like `LinearOperator`, whose `out_shape` defaults to `in_shape`)."""
+    if out_shape is None:
+        out_shape = in_shape if in_shape is not None and m == n else (m,)
+    return (n,) if in_shape is None else in_shape, out_shape
 
 
 def _product(M: torch.Tensor, x: torch.Tensor, in_shape: tuple, out_shape: tuple) -> torch.Tensor:
@@ -80,7 +90,8 @@ class ScipyOperator(LinearOperator):
     def __init__(self, op: Any, in_shape: Any = None, out_shape: Any = None, **tags: bool):
         m, n = op.shape
         dtype = torch.from_numpy(np.zeros(0, dtype=op.dtype)).dtype
-        super().__init__(in_shape or (n,), out_shape or (m,), dtype=dtype, **tags)
+        in_shape, out_shape = _default_shapes(in_shape, out_shape, m, n)
+        super().__init__(in_shape, out_shape, dtype=dtype, **tags)
         self.op = op
 
     def _run(self, fn: Callable, x: torch.Tensor, shape_in: tuple, shape_out: tuple) -> torch.Tensor:
@@ -165,8 +176,11 @@ def _as_torch_matrix(obj: Any) -> torch.Tensor | None:
     if sp.issparse(obj):
         csr = sp.csr_array(obj)
         csr.sort_indices()
-        return torch.sparse_csr_tensor(
-            torch.from_numpy(csr.indptr.astype(np.int64)), torch.from_numpy(csr.indices.astype(np.int64)),
-            torch.from_numpy(csr.data), size=csr.shape,
-        )
+        index = np.int32 if csr.nnz < 2**31 - 1 else np.int64  # int32 indices: faster CPU products
+        with warnings.catch_warnings():  # torch flags CSR support as beta on every construction
+            warnings.simplefilter("ignore", UserWarning)
+            return torch.sparse_csr_tensor(
+                torch.from_numpy(csr.indptr.astype(index)), torch.from_numpy(csr.indices.astype(index)),
+                torch.from_numpy(csr.data), size=csr.shape, check_invariants=False,
+            )
     return None

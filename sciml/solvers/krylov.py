@@ -6,7 +6,7 @@ from typing import Any, Callable, ClassVar
 
 import torch
 
-from ..linalg import KrylovResult, cg
+from ..linalg import KrylovResult, cg, minres
 from ..linalg._common import check_tolerances
 from ..operators import IdentityOperator, LinearOperator, aslinearoperator
 from ..problems import InverseProblem, LinearProblem, PDEProblem
@@ -102,3 +102,15 @@ class CG(KrylovSolver):
     def kernel(self, A: LinearOperator, b: torch.Tensor, x0: torch.Tensor | None) -> KrylovResult:
         return cg(A, b, x0=x0, rtol=self.rtol, atol=self.atol, maxiter=self.maxiter, M=self.M,
                   callback=self.callback, check_every=self.check_every)
+
+
+@register
+@dataclass
+class MINRES(KrylovSolver):
+    """MINRES for Hermitian systems, definite or not (Helmholtz); M must be positive definite."""
+
+    name: ClassVar[str] = "minres"
+
+    def kernel(self, A: LinearOperator, b: torch.Tensor, x0: torch.Tensor | None) -> KrylovResult:
+        return minres(A, b, x0=x0, rtol=self.rtol, atol=self.atol, maxiter=self.maxiter, M=self.M,
+                      callback=self.callback, check_every=self.check_every)
