@@ -19,7 +19,8 @@ else:  # pragma: no cover
 
 from .pde import Expression, Grid
 from .problems import PDEProblem
-from .solvers import Solver, make_solver
+from .operators.stencil import normalize_bc
+from .solvers import Solver, available, make_solver
 
 EQUATIONS = {
     "poisson": "-Δu = f",
@@ -132,8 +133,22 @@ class Config:
             try:
                 self._solver = make_solver(self.solver_name, **self.solver_options)
             except (TypeError, ValueError) as err:
-                raise ConfigError(self.file, "solver", str(err)) from None
+                raise ConfigError(self.file, self._solver_key(), str(err)) from None
         return self._solver
+
+    def _solver_key(self) -> str:
+        """The key to blame for a solver that cannot be built: solver.name, solver.<option>, else solver."""
+        cls = available().get(self.solver_name)
+        if cls is None:
+            return "solver.name"
+        for key, value in self.solver_options.items():
+            if key not in cls.option_names():
+                return f"solver.{key}"
+            try:
+                make_solver(self.solver_name, **{key: value})
+            except (TypeError, ValueError):
+                return f"solver.{key}"
+        return "solver"
 
 
 def load(path: str | Path) -> Config:
@@ -181,6 +196,10 @@ def _problem(t: _Table, file: Path) -> ProblemConfig:
             raise g.error(key, f"expected an array of {ndim} finite numbers (one per axis), got {v!r}")
         bounds[key] = v
     bc = g.get("bc", (str, list), "dirichlet", expected='a boundary condition or one per axis ("dirichlet", "neumann", "periodic")')
+    try:
+        normalize_bc(bc, ndim)
+    except ValueError as err:
+        raise g.error("bc", str(err)) from None
     g.finish()
     try:
         grid = Grid(lower=tuple(bounds["lower"]), upper=tuple(bounds["upper"]), points=tuple(points), bc=bc)

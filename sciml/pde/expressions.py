@@ -11,12 +11,29 @@ from typing import Any, Iterable
 
 import torch
 
-FUNCTIONS = {
+
+
+def _numbers_as_tensors(fn: Any) -> Any:
+    """Let a torch function take plain numbers too: "sin(1)", "maximum(x, 0)", "where(x > 0, 0.1, 0.2)".
+
+    Numbers become tensors of the floating dtype of the tensor arguments (float64 if there is none),
+    so `where` with number branches does not fall back to float32.
+    """
+    def wrapped(*args: Any) -> Any:
+        tensors = [a for a in args if isinstance(a, torch.Tensor)]
+        floats = [a for a in tensors if a.is_floating_point() or a.is_complex()]
+        dtype = floats[0].dtype if floats else torch.float64
+        device = tensors[0].device if tensors else None
+        return fn(*(a if isinstance(a, torch.Tensor) else torch.tensor(a, dtype=dtype, device=device) for a in args))
+    return wrapped
+
+
+FUNCTIONS = {name: _numbers_as_tensors(fn) for name, fn in {
     "sin": torch.sin, "cos": torch.cos, "tan": torch.tan, "exp": torch.exp, "log": torch.log,
     "sqrt": torch.sqrt, "abs": torch.abs, "tanh": torch.tanh, "sinh": torch.sinh, "cosh": torch.cosh,
     "arctan": torch.atan, "arcsin": torch.asin, "arccos": torch.acos, "sign": torch.sign,
     "where": torch.where, "minimum": torch.minimum, "maximum": torch.maximum,
-}
+}.items()}
 CONSTANTS = {"pi": math.pi, "e": math.e}
 _OPERATORS = (ast.Add, ast.Sub, ast.Mult, ast.Div, ast.Pow, ast.Mod, ast.USub, ast.UAdd,
               ast.Lt, ast.LtE, ast.Gt, ast.GtE, ast.Eq, ast.NotEq)
@@ -47,6 +64,12 @@ class Expression:
         allowed = set(self.variables) | set(self.constants) | set(FUNCTIONS)
         for node in ast.walk(tree):
             self._check(node, allowed)
+            if isinstance(node, ast.Constant) and isinstance(node.value, int):
+                # float arithmetic: "9**9**9" overflows at once instead of running for hours on big ints
+                try:
+                    node.value = float(node.value)
+                except OverflowError:
+                    raise ValueError(f"number too large in expression {text!r}") from None
         self._code = compile(tree, "<expression>", "eval")
 
     def _check(self, node: ast.AST, allowed: set[str]) -> None:
