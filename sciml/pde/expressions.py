@@ -12,7 +12,6 @@ from typing import Any, Iterable
 import torch
 
 
-
 def _numbers_as_tensors(fn: Any) -> Any:
     """Let a torch function take plain numbers too: "sin(1)", "maximum(x, 0)", "where(x > 0, 0.1, 0.2)".
 
@@ -96,7 +95,10 @@ class Expression:
         if missing:
             raise ValueError(f"expression {self.text!r} needs values for {sorted(missing)}")
         scope = {**self.constants, **FUNCTIONS, **values}
-        return eval(self._code, {"__builtins__": {}}, scope)  # noqa: S307 - AST checked above
+        try:
+            return eval(self._code, {"__builtins__": {}}, scope)  # noqa: S307 - AST checked above
+        except ArithmeticError as err:  # on plain numbers, e.g. "9**9**9" or "1/0"
+            raise ValueError(f"cannot evaluate expression {self.text!r}: {type(err).__name__}: {err}") from None
 
     def __repr__(self) -> str:
         return f"Expression({self.text!r})"

@@ -84,7 +84,7 @@ class KrylovSolver(Solver):
         x, exact = result.x, system.exact
         if system.nullspace:  # the solution is defined up to a constant: report the zero-mean one
             x = x - x.mean(dim=tuple(range(-x.ndim + result.status.ndim, 0)), keepdim=True)
-            exact = exact - exact.mean()
+            exact = None if exact is None else exact - exact.mean()
         b_norm = result.info["b_norm"]
         rel = result.info["residual_norm"] / torch.where(b_norm > 0, b_norm, 1)
         info = {"reason": result.worst.message, "relative_residual": float(rel.max()) if rel.numel() else 0.0}
