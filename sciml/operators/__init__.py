@@ -8,10 +8,12 @@ from .base import (
     ScaledOperator,
     SumOperator,
 )
+from .fourier import LaplacianInverseOperator, laplacian_inverse
 from .stencil import BOUNDARY_CONDITIONS, DiffusionOperator, diffusion_apply, laplacian
 from .wrappers import FunctionOperator, MatrixOperator, ScipyOperator, aslinearoperator
 
 __all__ = [
+    "LaplacianInverseOperator", "laplacian_inverse",
     "AdjointOperator", "BOUNDARY_CONDITIONS", "ComposedOperator", "DiffusionOperator", "FunctionOperator",
     "IdentityOperator", "LinearOperator", "MatrixOperator", "ScaledOperator", "ScipyOperator", "SumOperator",
     "aslinearoperator", "check_adjoint", "diffusion_apply", "laplacian",

@@ -24,7 +24,7 @@ def _as_shape(shape: Any, name: str) -> Shape:
         shape = (shape,)
     try:
         shape = tuple(int(s) for s in shape)
-    except TypeError:
+    except (TypeError, ValueError):
         raise TypeError(f"{name} must be an int or a sequence of ints, got {shape!r}") from None
     if any(s < 1 for s in shape):
         raise ValueError(f"{name} must have positive sizes, got {shape}")
@@ -93,8 +93,9 @@ class LinearOperator:
         return self if self.is_self_adjoint else AdjointOperator(self)
 
     def normal(self) -> "LinearOperator":
-        """A^H A, self-adjoint and positive semi-definite (definite when A is injective)."""
-        return ComposedOperator(self.H, self, is_self_adjoint=True, is_positive_definite=True)
+        """A^H A: self-adjoint and positive semi-definite (definite only when A is injective, so not
+        tagged definite). CG applies to A^H A x = A^H y all the same: A^H y lies in its range."""
+        return ComposedOperator(self.H, self, is_self_adjoint=True)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         self._check_input(x, self.in_shape, "input")

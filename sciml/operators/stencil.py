@@ -100,7 +100,7 @@ class DiffusionOperator(LinearOperator):
         if not 1 <= ndim <= 3:
             raise ValueError(f"grid_shape must have 1, 2 or 3 axes, got {grid_shape}")
         self.spacing = normalize_spacing(spacing, ndim)
-        self.bc = normalize_bc(bc, ndim)
+        self.bc = self_bc = normalize_bc(bc, ndim)
         if a is not None:
             a = tuple(a)
             for d, ad in enumerate(a):
@@ -108,6 +108,9 @@ class DiffusionOperator(LinearOperator):
                 want[d] += 1
                 if tuple(ad.shape) != tuple(want):
                     raise ValueError(f"a[{d}] must have shape {tuple(want)} (faces along axis {d}), got {tuple(ad.shape)}")
+                if self_bc[d] == "periodic" and not torch.equal(ad.narrow(d, 0, 1), ad.narrow(d, want[d] - 1, 1)):
+                    raise ValueError(f"a[{d}]: on a periodic axis the first and last faces are the same face "
+                                     "and must hold equal coefficients")
         self.a, self.c = a, c
         coeffs = [t for t in (*(a or ()), c) if isinstance(t, torch.Tensor)]
         real = all(not t.is_complex() for t in coeffs) and not isinstance(c, complex)
