@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from ..linalg.fft import _check_shift, _poisson_apply, _poisson_multiplier, poisson_eigenvalues
+from ..linalg.fft import _check_nonsingular, _check_shift, _poisson_apply, _poisson_multiplier, poisson_eigenvalues
 from .base import LinearOperator, _as_shape
 from .stencil import normalize_bc, normalize_spacing
 
@@ -55,13 +55,13 @@ class LaplacianInverseOperator(LinearOperator):
         self.bc = normalize_bc(bc, ndim)
         self.shift = _check_shift(shift)
         real = not isinstance(self.shift, complex)
-        lam_min = float(sum(t.min() for t in poisson_eigenvalues(grid_shape, self.spacing, self.bc)))
+        lam = poisson_eigenvalues(grid_shape, self.spacing, self.bc)
+        _check_nonsingular(lam, self.shift)     # ValueError for a shift that cancels an eigenvalue
         self.singular = "dirichlet" not in self.bc and self.shift == 0
+        lam_min = sum(float(t.min()) for t in lam)
         definite = real and not self.singular and lam_min + self.shift > 0
         super().__init__(grid_shape, dtype=dtype, device=device, is_self_adjoint=real, is_positive_definite=definite)
         self._multipliers: dict[tuple, torch.Tensor] = {}
-        # Validate the shift now (raises ValueError if it makes the operator singular).
-        _poisson_multiplier(grid_shape, self.spacing, self.bc, self.shift, not real, torch.float64, "cpu")
 
     def _multiplier(self, x: torch.Tensor, shift: float | complex) -> torch.Tensor:
         complex_path = x.is_complex() or isinstance(shift, complex)
