@@ -191,7 +191,7 @@ BAD = {
     "nonfinite-expression": (lambda t: t.replace(SOURCE, 'source = "log(x - 0.5)"'), "problem.source", "not a finite"),
     "huge-power": (lambda t: t.replace(SOURCE, 'source = "9**9**9*x"'), "problem.source", "OverflowError"),
     "bad-equation": (lambda t: t.replace('equation = "poisson"', 'equation = "heat"'), "problem.equation", "heat"),
-    "unknown-solver": (lambda t: t.replace('name = "cg"', 'name = "gmresx"'), "solver.name", "registered solvers: cg"),
+    "unknown-solver": (lambda t: t.replace('name = "cg"', 'name = "gmresx"'), "solver.name", "registered solvers: bicgstab, cg,"),
     "missing-solver-name": (lambda t: t.replace('name = "cg"\n', ""), "solver.name", "missing"),
     "unknown-option": (lambda t: t.replace("rtol = 1e-10", "tol = 1e-10"), "solver.tol", "valid options: rtol"),
     "bad-option-value": (lambda t: t.replace("rtol = 1e-10", "rtol = -1.0"), "solver.rtol", ">= 0"),

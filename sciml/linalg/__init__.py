@@ -4,7 +4,14 @@ Pure tensor code with no knowledge of PDEs or networks; batched over leading dim
 device-agnostic, real and complex.
 """
 from ._common import KrylovResult, as_matvec, sparse_matmul
+from .bicgstab import bicgstab
 from .cg import cg
+from .fft import dct, dst, fft_convolve, idct, idst, poisson_eigenvalues, poisson_solve
+from .gmres import gmres
+from .lanczos import LanczosResult, lanczos
+from .lsq import cgls
 from .minres import minres
 
-__all__ = ["KrylovResult", "as_matvec", "cg", "minres", "sparse_matmul"]
+__all__ = [
+    "dct", "dst", "fft_convolve", "idct", "idst", "poisson_eigenvalues", "poisson_solve",
+    "KrylovResult", "LanczosResult", "as_matvec", "bicgstab", "cg", "cgls", "gmres", "lanczos", "minres", "sparse_matmul"]

@@ -125,3 +125,141 @@ class KrylovResult:
     @property
     def worst(self) -> Status:
         return Status(int(self.status.max())) if self.status.numel() else Status.SUCCESS
+
+
+class KrylovSetup:
+    r"""The setup and the wrap-up every batched Krylov kernel repeats, done once.
+
+    Construction checks the tolerances, normalises `A` (and `M`) to matvecs with `as_matvec`,
+    splits `b` into `(*batch, *in_shape)`, flattens each system to a vector of `n` entries, checks
+    `b`/`x0`, and forms the initial iterate and residual. `result` assembles the `KrylovResult`.
+
+    Attributes:
+        b: the right-hand side as given, `(*batch, *in_shape)`.
+        batch, in_shape, n: batch shape, shape of one system, unknowns per system.
+        bf: `b` flattened, `(*batch, n)`.
+        x: initial iterate `(*batch, n)`, a fresh tensor (zeros, or a copy of `x0`); a system with
+            :math:`b = 0` starts (and, being solved exactly, ends) at :math:`x = 0`, as in scipy.
+        r: initial residual :math:`b - A x`, `(*batch, n)`.
+        b_norm, r_norm: :math:`\|b\|`, :math:`\|r_0\|`, `(*batch,)` real.
+        tol: :math:`\max(\mathrm{rtol}\,\|b\|, \mathrm{atol})`, `(*batch,)` real.
+        status, active, iterations: initial per-system state, `(*batch,)`: `Status.SUCCESS` (inactive)
+            where :math:`\|r_0\| \le` tol, `Status.NONFINITE` (inactive) where :math:`\|r_0\|` is not
+            finite (e.g. `A x0` overflowed), else `Status.MAX_ITERATIONS` (active); zero iterations.
+        maxiter: `maxiter`, or `maxiter_factor * n` when it is None. check_every: as given or
+            `default_check_every`. rtol, atol: as given. real: the real dtype of `b`.
+        has_M: whether a preconditioner was given (`pre` is the identity otherwise).
+
+    Example (the body of a kernel)::
+
+        P = KrylovSetup(A, b, x0=x0, M=M, rtol=rtol, atol=atol, maxiter=maxiter, check_every=check_every)
+        x, r, status, active, iterations = P.x, P.r, P.status, P.active, P.iterations
+        history = [P.r_norm]
+        ...  # iterate with P.mv, P.pre, P.dot, P.norm on (*batch, n) tensors
+        return P.result(x, status, iterations, history)
+    """
+
+    def __init__(
+        self,
+        A: Any,
+        b: torch.Tensor,
+        *,
+        x0: torch.Tensor | None,
+        M: Any,
+        rtol: float,
+        atol: float,
+        maxiter: int | None,
+        check_every: int | None,
+        maxiter_factor: int = 10,
+    ):
+        if not isinstance(b, torch.Tensor):
+            raise TypeError(f"b must be a torch.Tensor, got {type(b).__name__}")
+        check_tolerances(rtol, atol, maxiter)
+        if check_every is not None and (
+            not isinstance(check_every, int) or isinstance(check_every, bool) or check_every < 1
+        ):
+            raise ValueError(f"check_every must be a positive integer or None, got {check_every!r}")
+        self._matvec, self.in_shape = as_matvec(A, b)
+        self.batch = split_batch(b, self.in_shape)
+        check_finite(b, "b")
+        self._precond = as_matvec(M, b)[0] if M is not None else None
+        self.has_M = M is not None
+        self.b = b
+        self.n = math.prod(self.in_shape)
+        self.maxiter = maxiter_factor * self.n if maxiter is None else maxiter
+        self.check_every = check_every or default_check_every(b.device)
+        self.rtol, self.atol = rtol, atol
+        self.real = b.real.dtype
+
+        self.bf = self.flat(b)
+        self.b_norm = self.norm(self.bf)
+        self.tol = torch.clamp(rtol * self.b_norm, min=atol)
+        if x0 is None:
+            self.x = torch.zeros_like(self.bf)
+            self.r = self.bf.clone()
+        else:
+            if not isinstance(x0, torch.Tensor) or x0.shape != b.shape:
+                shape = tuple(x0.shape) if isinstance(x0, torch.Tensor) else type(x0).__name__
+                raise ValueError(f"x0 has shape {shape}, expected {tuple(b.shape)} like b")
+            check_finite(x0, "x0")
+            zero_b = (self.b_norm == 0).unsqueeze(-1)
+            self.x = torch.where(zero_b, 0, self.flat(x0).to(device=b.device, dtype=b.dtype))
+            self.r = torch.where(zero_b, 0, self.bf - self.mv(self.x))
+        self.r_norm = self.norm(self.r)
+        finite = torch.isfinite(self.r_norm)
+        self.active = finite & (self.r_norm > self.tol)
+        self.status = torch.where(
+            self.active, Status.MAX_ITERATIONS, torch.where(finite, Status.SUCCESS, Status.NONFINITE)
+        ).to(torch.int64)
+        self.iterations = torch.zeros(self.batch, dtype=torch.int64, device=b.device)
+
+    def flat(self, v: torch.Tensor) -> torch.Tensor:
+        """`(*batch, *in_shape) -> (*batch, n)`."""
+        return v.reshape(*self.batch, self.n)
+
+    def mv(self, v: torch.Tensor) -> torch.Tensor:
+        """:math:`A v` for flat `v`, `(*batch, n) -> (*batch, n)`."""
+        return self.flat(self._matvec(v.reshape(*self.batch, *self.in_shape)))
+
+    def pre(self, v: torch.Tensor) -> torch.Tensor:
+        """:math:`M v` for flat `v` (`v` itself without a preconditioner)."""
+        return v if self._precond is None else self.flat(self._precond(v.reshape(*self.batch, *self.in_shape)))
+
+    @staticmethod
+    def dot(u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        """:math:`u^H v` per system, `(*batch,)`; complex for complex inputs (take `.real` for HPD methods)."""
+        return torch.linalg.vecdot(u, v, dim=-1)
+
+    @staticmethod
+    def norm(v: torch.Tensor) -> torch.Tensor:
+        """:math:`\\|v\\|_2` per system, `(*batch,)` real."""
+        return torch.linalg.vector_norm(v, dim=-1)
+
+    def result(
+        self,
+        x: torch.Tensor,
+        status: torch.Tensor,
+        iterations: torch.Tensor,
+        history: list[torch.Tensor],
+        *,
+        messages: dict[Status, str] | None = None,
+        **info: Any,
+    ) -> KrylovResult:
+        """Assemble the `KrylovResult` from the flat `x`: computes the true residual `||b - A x||`.
+
+        `messages` overrides `Status.message` for the kernel's own meaning of a status (e.g. what
+        a breakdown is); `info` entries are added to `result.info`.
+        """
+        true_residual = self.norm(self.bf - self.mv(x))
+        result = KrylovResult(x.reshape(self.b.shape), status, iterations, torch.stack(history), {})
+        worst = result.worst
+        result.info.update(
+            reason=(messages or {}).get(worst, worst.message),
+            residual_norm=true_residual,
+            b_norm=self.b_norm,
+            rtol=self.rtol,
+            atol=self.atol,
+            maxiter=self.maxiter,
+            **info,
+        )
+        return result

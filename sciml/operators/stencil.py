@@ -122,6 +122,61 @@ class DiffusionOperator(LinearOperator):
     def apply(self, x: torch.Tensor) -> torch.Tensor:
         return diffusion_apply(x, self.spacing, self.bc, self.a, self.c)
 
+    def _face_pairs(self, d: int) -> tuple[torch.Tensor | float, torch.Tensor | float]:
+        """Coefficients of the low and high face of every unknown along axis d, `grid_shape` each
+        (floats 1.0 when a = 1); a face whose flux the boundary condition zeroes (Neumann) gives 0."""
+        n = self.in_shape[d]
+        if self.a is None:
+            lo = torch.ones(self.in_shape, dtype=torch.float64)
+            hi = torch.ones(self.in_shape, dtype=torch.float64)
+        else:
+            lo, hi = self.a[d].narrow(d, 0, n).clone(), self.a[d].narrow(d, 1, n).clone()
+        if self.bc[d] == "neumann":
+            lo.narrow(d, 0, 1).zero_()
+            hi.narrow(d, n - 1, 1).zero_()
+        return lo, hi
+
+    def diagonal(self) -> torch.Tensor:
+        """The diagonal of the stencil matrix, `grid_shape` (for Jacobi preconditioning)."""
+        diag = torch.zeros(self.in_shape, dtype=self.dtype or torch.float64, device=self.device)
+        for d, h in enumerate(self.spacing):
+            if self.bc[d] == "periodic" and self.in_shape[d] == 1:
+                continue  # one unknown on a periodic axis is its own neighbour: the terms cancel
+            lo, hi = self._face_pairs(d)
+            diag = diag + (lo.to(diag) + hi.to(diag)) / (h * h)
+        return diag if self.c is None else diag + self.c
+
+    def to_scipy(self):
+        """The stencil as a `scipy.sparse.csr_array` `(N, N)`, N = prod(grid_shape), row-major order.
+
+        For peers that need an assembled matrix (scipy solvers, pyamg) and for checks.
+        """
+        import numpy as np
+        import scipy.sparse as sp
+
+        N = self.in_size
+        index = np.arange(N).reshape(self.in_shape)
+        rows, cols, vals = [index.ravel()], [index.ravel()], [self.diagonal().cpu().numpy().ravel()]
+        for d, h in enumerate(self.spacing):
+            if self.bc[d] == "periodic" and self.in_shape[d] == 1:
+                continue  # no coupling along this axis (see diagonal())
+            lo, _ = self._face_pairs(d)
+            lo = lo.cpu().numpy()
+            n = self.in_shape[d]
+            for shift in (1, -1):  # neighbour i-1 couples through face lo[i]; i+1 through lo[i+1]
+                nbr = np.roll(index, shift, axis=d)
+                weight = lo if shift == 1 else np.roll(lo, -1, axis=d)
+                keep = np.ones(self.in_shape, dtype=bool)
+                if self.bc[d] != "periodic":
+                    edge = [slice(None)] * len(self.in_shape)
+                    edge[d] = slice(0, 1) if shift == 1 else slice(n - 1, n)
+                    keep[tuple(edge)] = False
+                rows.append(index[keep])
+                cols.append(nbr[keep])
+                vals.append(-weight[keep] / (h * h))
+        matrix = sp.coo_array((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(N, N))
+        return sp.csr_array(matrix)
+
     def adjoint(self, y: torch.Tensor) -> torch.Tensor:
         if self.is_self_adjoint:
             return self.apply(y)
