@@ -13,8 +13,9 @@ class Status(enum.IntEnum):
 
     SUCCESS = 0
     MAX_ITERATIONS = 1
-    BREAKDOWN = 2
-    NONFINITE = 3
+    STAGNATION = 2
+    BREAKDOWN = 3
+    NONFINITE = 4
 
     @property
     def message(self) -> str:
@@ -24,6 +25,8 @@ class Status(enum.IntEnum):
 _MESSAGES = {
     Status.SUCCESS: "converged: residual below max(rtol*||b||, atol)",
     Status.MAX_ITERATIONS: "maximum number of iterations reached before convergence",
+    Status.STAGNATION: "stagnation: the iteration's residual met the tolerance but the true residual "
+    "||b - A x|| does not (the tolerance is below the accuracy attainable in this dtype)",
     Status.BREAKDOWN: "breakdown: the operator (or preconditioner) is not positive definite "
     "(p^H A p <= 0 or r^H M r <= 0)",
     Status.NONFINITE: "NaN or Inf appeared during the iteration",

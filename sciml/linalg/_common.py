@@ -243,14 +243,22 @@ class KrylovSetup:
         history: list[torch.Tensor],
         *,
         messages: dict[Status, str] | None = None,
+        check_true_residual: bool = True,
+        true_residual: torch.Tensor | None = None,
         **info: Any,
     ) -> KrylovResult:
         """Assemble the `KrylovResult` from the flat `x`: computes the true residual `||b - A x||`.
 
         `messages` overrides `Status.message` for the kernel's own meaning of a status (e.g. what
-        a breakdown is); `info` entries are added to `result.info`.
+        a breakdown is); `info` entries are added to `result.info`. With `check_true_residual`, a
+        system reported converged whose true residual misses `tol` gets `Status.STAGNATION`.
+        `true_residual` (the norms of `b - A x` for this `x`) saves the product when already known.
         """
-        true_residual = self.norm(self.bf - self.mv(x))
+        if true_residual is None:
+            true_residual = self.norm(self.bf - self.mv(x))
+        if check_true_residual:
+            missed = (status == Status.SUCCESS) & ~(true_residual <= self.tol)
+            status = torch.where(missed, Status.STAGNATION, status)
         result = KrylovResult(x.reshape(self.b.shape), status, iterations, torch.stack(history), {})
         worst = result.worst
         result.info.update(

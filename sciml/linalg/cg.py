@@ -12,14 +12,7 @@ from typing import Any, Callable
 import torch
 
 from ..status import Status
-from ._common import (
-    KrylovResult,
-    as_matvec,
-    check_finite,
-    check_tolerances,
-    default_check_every,
-    split_batch,
-)
+from ._common import KrylovResult, KrylovSetup
 
 
 def cg(
@@ -52,7 +45,9 @@ def cg(
         `KrylovResult` with `x`, per-system `status`/`iterations`/`converged`, the residual history and
         `info["residual_norm"]`, the true residual of the returned `x`. A system for which
         :math:`p^H A p \le 0` (A not positive definite) or :math:`r^H M r \le 0` stops with
-        `Status.BREAKDOWN`; NaN/Inf during the iteration gives `Status.NONFINITE`.
+        `Status.BREAKDOWN`; NaN/Inf during the iteration gives `Status.NONFINITE`. A system whose
+        updated residual meets the tolerance while its true residual does not is restarted once from
+        its current iterate (residual replacement); if it misses again it stops with `Status.STAGNATION`.
 
     Raises:
         ValueError: shape, dtype or device mismatch, NaN/Inf in `b` or `x0`, invalid tolerances.
@@ -62,98 +57,69 @@ def cg(
         >>> cg(A, torch.ones(2, dtype=torch.float64), rtol=1e-12).x
         tensor([0.0909, 0.3030], dtype=torch.float64)
     """
-    check_tolerances(rtol, atol, maxiter)
-    matvec, in_shape = as_matvec(A, b)
-    batch = split_batch(b, in_shape)
-    check_finite(b, "b")
-    precond = as_matvec(M, b)[0] if M is not None else None
-    n = b[(0,) * len(batch)].numel() if batch else b.numel()
-    maxiter = 10 * n if maxiter is None else maxiter
-    check_every = check_every or default_check_every(b.device)
-    real = b.real.dtype
+    P = KrylovSetup(A, b, x0=x0, M=M, rtol=rtol, atol=atol, maxiter=maxiter, check_every=check_every)
+    history = [P.r_norm]
+    x, r, status, iterations, used = _iterate(P, P.x.clone(), P.r.clone(), P.active, P.status, P.iterations, history,
+                                              P.maxiter, callback)
+    # Residual replacement: restart, once, the systems whose true residual misses the tolerance.
+    true_r = P.bf - P.mv(x)
+    true_norm = P.norm(true_r)
+    redo = (status == Status.SUCCESS) & ~(true_norm <= P.tol)
+    if used < P.maxiter and bool(redo.any()):
+        r = torch.where(redo.unsqueeze(-1), true_r, r)
+        status = torch.where(redo, Status.MAX_ITERATIONS, status)
+        x, r, status, iterations, _ = _iterate(P, x, r, redo, status, iterations, history, P.maxiter - used, callback)
+        true_norm = None
+    return P.result(x, status, iterations, history, true_residual=true_norm)
 
-    def flat(v: torch.Tensor) -> torch.Tensor:  # (*batch, *in_shape) -> (*batch, n)
-        return v.reshape(*batch, n)
 
-    def mv(v: torch.Tensor) -> torch.Tensor:
-        return flat(matvec(v.reshape(*batch, *in_shape)))
-
-    def pre(v: torch.Tensor) -> torch.Tensor:
-        return v if precond is None else flat(precond(v.reshape(*batch, *in_shape)))
-
-    def dot(u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:  # <u, v> = u^H v, real part
-        return torch.linalg.vecdot(u, v, dim=-1).real
-
-    bf = flat(b)
-    if x0 is None:
-        x = torch.zeros_like(bf)
-        r = bf.clone()
-    else:
-        if x0.shape != b.shape:
-            raise ValueError(f"x0 has shape {tuple(x0.shape)}, expected {tuple(b.shape)} like b")
-        check_finite(x0, "x0")
-        x = flat(x0).to(b.dtype, copy=True)
-        r = bf - mv(x)
-
-    b_norm = torch.linalg.vector_norm(bf, dim=-1)
-    tol = torch.clamp(rtol * b_norm, min=atol)
-    r_norm = torch.linalg.vector_norm(r, dim=-1)
-    history = [r_norm]
-    active = r_norm > tol
-    status = torch.where(active, Status.MAX_ITERATIONS, Status.SUCCESS).to(torch.int64)
-    iterations = torch.zeros(batch, dtype=torch.int64, device=b.device)
-
-    z = pre(r)
-    rz = dot(r, z)
-    p = z.clone()
+def _iterate(P: KrylovSetup, x: torch.Tensor, r: torch.Tensor, active: torch.Tensor, status: torch.Tensor,
+             iterations: torch.Tensor, history: list, budget: int, callback: Callable | None):
+    """Run CG from `(x, r)` for the `active` systems, at most `budget` iterations; appends to `history`."""
+    z = P.pre(r)
+    rz = P.dot(r, z).real
+    p = torch.where(active.unsqueeze(-1), z, 0)
     done = not bool(active.any())
     k = 0
-    while not done and k < maxiter:
-        Ap = mv(p)
-        pAp = dot(p, Ap)
+    while not done and k < budget:
+        Ap = P.mv(p)
+        pAp = P.dot(p, Ap).real
         # Breakdown: p^H A p <= 0 means A is not positive definite; NaN means non-finite values.
         nonfinite = active & ~torch.isfinite(pAp)
         broken = active & (pAp <= 0)
         status = torch.where(broken, Status.BREAKDOWN, torch.where(nonfinite, Status.NONFINITE, status))
         active = active & ~(broken | nonfinite)
 
-        alpha = torch.where(active, rz / torch.where(active, pAp, 1), 0).to(real).unsqueeze(-1)
-        x = x + alpha * p
-        r = torch.where(active.unsqueeze(-1), r - alpha * Ap, r)
-        r_norm = torch.linalg.vector_norm(r, dim=-1)
+        # alpha = 0 freezes a stopped system; in-place updates avoid temporaries (memory-bound loop).
+        alpha = torch.where(active, rz / torch.where(active, pAp, 1), 0).unsqueeze(-1)
+        x.addcmul_(alpha, p)
+        r.addcmul_(alpha, Ap, value=-1)
+        r_norm = P.norm(r)
         history.append(r_norm)
         iterations = iterations + active
         k += 1
 
         nonfinite = active & ~torch.isfinite(r_norm)
-        status = torch.where(nonfinite, Status.NONFINITE, status)
-        converged = active & (r_norm <= tol)
-        status = torch.where(converged, Status.SUCCESS, status)
+        converged = active & (r_norm <= P.tol)
+        status = torch.where(converged, Status.SUCCESS, torch.where(nonfinite, Status.NONFINITE, status))
         active = active & ~(converged | nonfinite)
 
-        z = pre(r)
-        rz_new = dot(r, z)
+        if P.has_M:
+            z = P.pre(r)
+            rz_new = P.dot(r, z).real
+        else:
+            z, rz_new = r, r_norm * r_norm
         broken = active & ~(rz_new > 0)  # r^H M r <= 0: preconditioner not positive definite
         status = torch.where(broken, Status.BREAKDOWN, status)
         active = active & ~broken
-        beta = torch.where(active, rz_new / torch.where(active, rz, 1), 0).to(real).unsqueeze(-1)
-        p = torch.where(active.unsqueeze(-1), z + beta * p, 0)
+        beta = torch.where(active, rz_new / torch.where(active, rz, 1), 0).unsqueeze(-1)
+        # p = z + beta p for running systems and 0 for stopped ones (NaN-safe: a stopped system's
+        # z may be non-finite, and its p must not feed NaN into x through alpha * p).
+        p = torch.where(active.unsqueeze(-1), torch.addcmul(z, beta, p), 0)
         rz = rz_new
 
         if callback is not None:
-            callback(x.reshape(b.shape))
-        if k % check_every == 0:
+            callback(x.reshape(P.b.shape))
+        if k % P.check_every == 0:
             done = not bool(active.any())
-
-    x = x.reshape(b.shape)
-    true_residual = torch.linalg.vector_norm(bf - mv(flat(x)), dim=-1)
-    result = KrylovResult(x, status, iterations, torch.stack(history), {})
-    result.info.update(
-        reason=result.worst.message,
-        residual_norm=true_residual,
-        b_norm=b_norm,
-        rtol=rtol,
-        atol=atol,
-        maxiter=maxiter,
-    )
-    return result
+    return x, r, status, iterations, k

@@ -13,14 +13,7 @@ from typing import Any, Callable
 import torch
 
 from ..status import Status
-from ._common import (
-    KrylovResult,
-    as_matvec,
-    check_finite,
-    check_tolerances,
-    default_check_every,
-    split_batch,
-)
+from ._common import KrylovResult, KrylovSetup
 
 
 def minres(
@@ -47,74 +40,46 @@ def minres(
         >>> minres(A, torch.ones(3, dtype=torch.float64), rtol=1e-12).x
         tensor([ 0.3333, -1.0000,  0.5000], dtype=torch.float64)
     """
-    check_tolerances(rtol, atol, maxiter)
-    matvec, in_shape = as_matvec(A, b)
-    batch = split_batch(b, in_shape)
-    check_finite(b, "b")
-    precond = as_matvec(M, b)[0] if M is not None else None
-    n = b[(0,) * len(batch)].numel() if batch else b.numel()
-    maxiter = 5 * n if maxiter is None else maxiter
-    check_every = check_every or default_check_every(b.device)
-    real = b.real.dtype
-    tiny = torch.finfo(real).tiny
-
-    def flat(v: torch.Tensor) -> torch.Tensor:
-        return v.reshape(*batch, n)
-
-    def mv(v: torch.Tensor) -> torch.Tensor:
-        return flat(matvec(v.reshape(*batch, *in_shape)))
-
-    def pre(v: torch.Tensor) -> torch.Tensor:
-        return v if precond is None else flat(precond(v.reshape(*batch, *in_shape)))
-
-    def dot(u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-        return torch.linalg.vecdot(u, v, dim=-1).real
+    P = KrylovSetup(A, b, x0=x0, M=M, rtol=rtol, atol=atol, maxiter=maxiter, check_every=check_every,
+                    maxiter_factor=5)
+    tiny = torch.finfo(P.real).tiny
+    x, r1 = P.x, P.r
+    dot = (lambda u, v: P.dot(u, v).real)
 
     def col(s: torch.Tensor) -> torch.Tensor:
         return s.unsqueeze(-1)
 
-    bf = flat(b)
-    if x0 is None:
-        x = torch.zeros_like(bf)
-        r1 = bf.clone()
-    else:
-        if x0.shape != b.shape:
-            raise ValueError(f"x0 has shape {tuple(x0.shape)}, expected {tuple(b.shape)} like b")
-        check_finite(x0, "x0")
-        x = flat(x0).to(b.dtype, copy=True)
-        r1 = bf - mv(x)
-
-    b_norm = torch.linalg.vector_norm(bf, dim=-1)
-    y = pre(r1)
+    y = P.pre(r1)
     ry = dot(r1, y)
-    status = torch.full(batch, int(Status.MAX_ITERATIONS), dtype=torch.int64, device=b.device)
-    status = torch.where(ry < 0, Status.BREAKDOWN, status)
     beta1 = torch.sqrt(ry.clamp_min(0))
-    ref = beta1 if precond is not None else torch.linalg.vector_norm(r1, dim=-1)
-    tol = torch.clamp(rtol * (b_norm if precond is None else torch.sqrt(dot(bf, pre(bf)).clamp_min(0))), min=atol)
-    active = (status != Status.BREAKDOWN) & (ref > tol)
-    status = torch.where((status != Status.BREAKDOWN) & ~active, Status.SUCCESS, status)
-    history = [ref]
-    iterations = torch.zeros(batch, dtype=torch.int64, device=b.device)
+    status, active, tol = P.status, P.active, P.tol
+    if P.has_M:  # the recurrence measures the residual in the M-norm: so do the tolerance and the start
+        tol = torch.clamp(rtol * torch.sqrt(dot(P.bf, P.pre(P.bf)).clamp_min(0)), min=atol)
+        broken = ry < 0
+        active = ~broken & torch.isfinite(beta1) & (beta1 > tol)
+        status = torch.where(broken, Status.BREAKDOWN, torch.where(active, Status.MAX_ITERATIONS, status))
+        status = torch.where(~broken & ~active & torch.isfinite(beta1), Status.SUCCESS, status)
+    history = [beta1 if P.has_M else P.r_norm]
+    iterations = P.iterations
 
     zeros = torch.zeros_like(beta1)
     beta, oldb, dbar, epsln, phibar = beta1, zeros, zeros, zeros, beta1
     cs, sn = -torch.ones_like(beta1), zeros
-    w = torch.zeros_like(bf)
-    w2 = torch.zeros_like(bf)
+    w = torch.zeros_like(P.bf)
+    w2 = torch.zeros_like(P.bf)
     r2 = r1
     done = not bool(active.any())
     k = 0
-    while not done and k < maxiter:
+    while not done and k < P.maxiter:
         safe_beta = torch.where(beta > 0, beta, 1)
         v = y / col(safe_beta)
-        y = mv(v)
+        y = P.mv(v)
         if k > 0:
             y = y - col(beta / torch.where(oldb > 0, oldb, 1)) * r1
         alfa = dot(v, y)
         y = y - col(alfa / safe_beta) * r2
         r1, r2 = r2, y
-        y = pre(r2)
+        y = P.pre(r2)
         oldb = beta
         ry = dot(r2, y)
         broken = active & (ry < 0)
@@ -147,12 +112,7 @@ def minres(
 
         if callback is not None:
             callback(x.reshape(b.shape))
-        if k % check_every == 0:
+        if k % P.check_every == 0:
             done = not bool(active.any())
 
-    x = x.reshape(b.shape)
-    true_residual = torch.linalg.vector_norm(bf - mv(flat(x)), dim=-1)
-    result = KrylovResult(x, status, iterations, torch.stack(history), {})
-    result.info.update(reason=result.worst.message, residual_norm=true_residual, b_norm=b_norm,
-                       rtol=rtol, atol=atol, maxiter=maxiter)
-    return result
+    return P.result(x, status, iterations, history, check_true_residual=not P.has_M)

@@ -22,11 +22,20 @@ class DiagonalOperator(LinearOperator):
                          is_positive_definite=real_positive)
         self.d = d
 
+    def _d(self, x: torch.Tensor) -> torch.Tensor:
+        """d in the precision of x (a float64 diagonal must not promote a float32 system)."""
+        d = self.d
+        if x.is_floating_point() or x.is_complex():
+            real = x.dtype.to_real()
+            if d.dtype.to_real() != real:
+                d = d.to(real.to_complex() if d.is_complex() else real)
+        return d
+
     def apply(self, x: torch.Tensor) -> torch.Tensor:
-        return self.d * x
+        return self._d(x) * x
 
     def adjoint(self, y: torch.Tensor) -> torch.Tensor:
-        return self.d.conj() * y
+        return self._d(y).conj() * y
 
 
 def diagonal_of(A: LinearOperator) -> torch.Tensor:
@@ -93,8 +102,10 @@ def pyamg_preconditioner(A: LinearOperator, **options: Any) -> LinearOperator:
     else:
         raise TypeError(f"the 'pyamg' preconditioner needs an assembled operator, got {type(A).__name__}")
     ml = pyamg.smoothed_aggregation_solver(sp.csr_matrix(matrix), **options)
-    return ScipyOperator(ml.aspreconditioner(cycle="V"), in_shape=A.in_shape, is_self_adjoint=True,
-                         is_positive_definite=True)
+    P = ScipyOperator(ml.aspreconditioner(cycle="V"), in_shape=A.in_shape, is_self_adjoint=True,
+                      is_positive_definite=True)
+    P.dtype = None  # the V-cycle runs in float64 on the host and casts back: it serves float32 systems too
+    return P
 
 
 def make_preconditioner(M: Any, A: LinearOperator) -> Any:

@@ -14,6 +14,7 @@ one Dirichlet axis (or c > 0).
 """
 from __future__ import annotations
 
+import math
 from typing import Any, Sequence
 
 import torch
@@ -59,6 +60,37 @@ def pad_ghosts(u: torch.Tensor, axis: int, bc: str, lo: Any = None, hi: Any = No
     if hi is not None:
         g_hi = g_hi + hi
     return torch.cat([g_lo, u, g_hi], dim=axis)
+
+
+def laplacian_apply(u: torch.Tensor, spacing: Sequence[float], bc: Sequence[str], c: Any = None) -> torch.Tensor:
+    r"""Apply :math:`-\Delta_h u + c u` (constant coefficient a = 1) on the trailing `len(spacing)` dims.
+
+    Same result as `diffusion_apply` with `a=None`, about twice as fast: every neighbour term is one
+    contiguous pass over the flattened array (a shift by the axis stride), followed by a small
+    correction on the two boundary slabs of that axis, where the shift wrapped into the next slab.
+    """
+    u = u.contiguous()
+    ndim = len(spacing)
+    weights = [1.0 / (h * h) for h in spacing]
+    diag = 2.0 * sum(weights)
+    out = u * (diag if c is None else diag + c)
+    flat_u, flat_out = u.view(-1), out.view(-1)
+    for d, (w, kind) in enumerate(zip(weights, bc)):
+        axis = u.ndim - ndim + d
+        n, stride = u.shape[axis], math.prod(u.shape[axis + 1:])
+        flat_out[stride:].sub_(flat_u[:-stride], alpha=w)  # neighbour i-1
+        flat_out[:-stride].sub_(flat_u[stride:], alpha=w)  # neighbour i+1
+        u3, out3 = u.view(-1, n, stride), out.view(-1, n, stride)
+        first, last = u3[:, 0], u3[:, n - 1]
+        out3[1:, 0].add_(last[:-1], alpha=w)  # undo the couplings across slab boundaries
+        out3[:-1, n - 1].add_(first[1:], alpha=w)
+        if kind == "neumann":  # ghost = edge value
+            out3[:, 0].sub_(first, alpha=w)
+            out3[:, n - 1].sub_(last, alpha=w)
+        elif kind == "periodic":  # ghost = value at the other end
+            out3[:, 0].sub_(last, alpha=w)
+            out3[:, n - 1].sub_(first, alpha=w)
+    return out
 
 
 def diffusion_apply(u: torch.Tensor, spacing: Sequence[float], bc: Sequence[str], a: Sequence[Any] | None = None,
@@ -120,6 +152,8 @@ class DiffusionOperator(LinearOperator):
         super().__init__(grid_shape, dtype=dtype, device=device, is_self_adjoint=real, is_positive_definite=definite)
 
     def apply(self, x: torch.Tensor) -> torch.Tensor:
+        if self.a is None:
+            return laplacian_apply(x, self.spacing, self.bc, self.c)
         return diffusion_apply(x, self.spacing, self.bc, self.a, self.c)
 
     def _face_pairs(self, d: int) -> tuple[torch.Tensor | float, torch.Tensor | float]:
