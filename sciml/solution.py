@@ -19,7 +19,8 @@ class Solution:
 
     Attributes:
         x: the solution, `(*batch, *space)`.
-        residuals: residual-norm history `||b - A x_k||`, `(k+1, *batch)` (1-D for one system).
+        residuals: residual-norm history, `(k+1, *batch)` (1-D for one system): `||b - A x_k||` for
+            square solvers, the normal-equation residual `||A^H (b - A x_k) - damp^2 x_k||` for cgls.
         time: wall time of the solve in seconds (set by `sciml.solve`).
         info: solver name and settings, `reason`, and `rel_l2_error` (the worst over the batch)
             when the exact solution is known.

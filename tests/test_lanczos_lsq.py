@@ -15,7 +15,8 @@ from sciml.operators import MatrixOperator, aslinearoperator, laplacian
 from sciml.solvers import SolverOptionError
 from sciml.status import Status
 
-pytestmark = pytest.mark.filterwarnings("ignore:Sparse CSR tensor support is in beta state")
+pytestmark = [pytest.mark.filterwarnings("ignore:Sparse CSR tensor support is in beta state"),
+              pytest.mark.filterwarnings("ignore:Sparse invariant checks")]
 warnings.filterwarnings("ignore", message=".*Sparse invariant checks.*")
 
 
@@ -115,7 +116,7 @@ def test_lanczos_basis_is_orthonormal_and_tridiagonalises(dtype):
     assert float((V.conj() @ V.mT - eye).abs().max()) < 1e-12
     # V^H A V = T (rows of V are the vectors: (V A V^H) with the conjugation in the right place)
     T = V.conj() @ A @ V.mT
-    torch.testing.assert_close(T, res.T.to(dtype), atol=1e-12 * 7, rtol=0)
+    torch.testing.assert_close(T, res.T.to(dtype), atol=1e-11, rtol=0)
     assert bool((res.beta > 0).all())
     # the first vector is the normalised start
     v0 = randn(n, dtype=dtype, seed=5)
@@ -439,7 +440,7 @@ def test_cgls_maxiter_and_callback():
     # still an honest report: the residual is that of the returned x, and it went down
     torch.testing.assert_close(res.info["residual_norm"], residual_norm(G, b, res.x), atol=1e-12, rtol=0)
     assert bool((res.info["residual_norm"] < torch.linalg.vector_norm(b, dim=-1)).all())
-    # the normal-residual history decreases monotonically for CGLS in the A^H A norm; check it is finite
+    # one history entry per iteration (plus the start), per system
     assert bool(torch.isfinite(res.residuals).all()) and res.residuals.shape == (6, 2)
     # default maxiter is 2 n
     assert cgls(G, b, rtol=1e-3).info["maxiter"] == 80
@@ -488,7 +489,7 @@ def test_cgls_solver_on_an_inverse_problem_with_damp():
     misfit = float(torch.linalg.vector_norm(y - G @ sol.x) / torch.linalg.vector_norm(y))
     assert abs(sol.residual - misfit) < 1e-12
     # cg on the damped normal equations reaches the same point
-    via_cg = sciml.solve(sciml.InverseProblem(G, y), "cg", damp=damp, rtol=1e-13)
+    via_cg = sciml.solve(sciml.InverseProblem(G, y), "cg", damp=damp, rtol=1e-12)
     np.testing.assert_allclose(via_cg.x.numpy(), ref, rtol=0, atol=1e-9 * np.abs(ref).max())
     # undamped, with a batch of measurements
     Y = randn(3, 60, seed=47)

@@ -141,10 +141,11 @@ def cgls(
             done = not bool(active.any())
 
     result = KrylovResult(x, status, iterations, torch.stack(history), {})
+    final_r = b - apply(x)
     result.info.update(
         reason=result.worst.message,
-        residual_norm=norm(b - apply(x), ndim_out),
-        normal_residual_norm=norm(adjoint(b - apply(x)) - d2 * x, ndim_in),
+        residual_norm=norm(final_r, ndim_out),
+        normal_residual_norm=norm(adjoint(final_r) - d2 * x, ndim_in),
         b_norm=b_norm,
         rtol=rtol,
         atol=atol,
