@@ -27,6 +27,7 @@ import scipy.sparse.linalg as spla
 import torch
 import torch.nn.functional as F
 
+from _timing import best_of
 from sciml.linalg import bicgstab, gmres
 from sciml.operators import aslinearoperator
 
@@ -58,14 +59,6 @@ def convection_diffusion_stencil(N: int, c: float, dtype: torch.dtype, device: s
 
     return aslinearoperator(apply, in_shape=(N, N), dtype=dtype, device=device)
 
-
-def best_of(fn, repeat: int):
-    best, out = float("inf"), None
-    for _ in range(repeat):
-        start = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - start)
-    return best, out
 
 
 def main() -> None:

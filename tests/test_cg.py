@@ -10,6 +10,7 @@ import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 import torch
 
+from helpers import gen, randn
 from sciml.linalg import cg
 from sciml.operators import IdentityOperator, LinearOperator, aslinearoperator, laplacian
 from sciml.status import Status
@@ -21,17 +22,8 @@ warnings.filterwarnings("ignore", message=".*Sparse invariant checks.*")
 # ------------------------------------------------------------------------------------------------
 # helpers
 # ------------------------------------------------------------------------------------------------
-def _gen(seed: int = 0) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
 
 
-def randn(*shape, dtype=torch.float64, seed=0) -> torch.Tensor:
-    g = _gen(seed)
-    if dtype.is_complex:
-        re = torch.randn(shape, dtype=dtype.to_real(), generator=g)
-        im = torch.randn(shape, dtype=dtype.to_real(), generator=g)
-        return torch.complex(re, im)
-    return torch.randn(shape, dtype=dtype, generator=g)
 
 
 @functools.lru_cache(maxsize=None)

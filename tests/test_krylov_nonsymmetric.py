@@ -20,14 +20,6 @@ warnings.filterwarnings("ignore", message=".*Sparse invariant checks.*")
 SOLVERS = [gmres, bicgstab]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """These problems are tiny: intra-op threads only add OpenMP/MKL barriers, which on a busy
-    2-core machine cost milliseconds each (measured: 10-30x slower whole solves)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 solvers = pytest.mark.parametrize("solve", SOLVERS, ids=lambda f: f.__name__)
 
 

@@ -9,6 +9,7 @@ import pytest
 import scipy.sparse.linalg as spla
 import torch
 
+from helpers import gen, randn
 import sciml
 from sciml.linalg import cgls, lanczos
 from sciml.operators import MatrixOperator, aslinearoperator, laplacian
@@ -20,29 +21,13 @@ pytestmark = [pytest.mark.filterwarnings("ignore:Sparse CSR tensor support is in
 warnings.filterwarnings("ignore", message=".*Sparse invariant checks.*")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny problems: intra-op threads only add barriers on a busy 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 # ------------------------------------------------------------------------------------------------
 # helpers
 # ------------------------------------------------------------------------------------------------
-def gen(seed: int = 0) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
 
 
-def randn(*shape, dtype=torch.float64, seed=0) -> torch.Tensor:
-    g = gen(seed)
-    if dtype.is_complex:
-        re = torch.randn(shape, dtype=dtype.to_real(), generator=g)
-        im = torch.randn(shape, dtype=dtype.to_real(), generator=g)
-        return torch.complex(re, im)
-    return torch.randn(shape, dtype=dtype, generator=g)
 
 
 def orthogonal(n: int, dtype=torch.float64, seed: int = 0) -> torch.Tensor:

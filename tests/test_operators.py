@@ -14,6 +14,7 @@ import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 import torch
 
+from helpers import gen as _gen, randn as rand
 from sciml.operators import (
     AdjointOperator,
     ComposedOperator,
@@ -37,17 +38,8 @@ DTYPES = [torch.float64, torch.complex128]
 ADJ_TOL = 1e-12
 
 
-def _gen(seed: int = 0) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
 
 
-def rand(*shape, dtype=torch.float64, seed=0) -> torch.Tensor:
-    g = _gen(seed)
-    if dtype.is_complex:
-        re = torch.randn(shape, dtype=dtype.to_real(), generator=g)
-        im = torch.randn(shape, dtype=dtype.to_real(), generator=g)
-        return torch.complex(re, im)
-    return torch.randn(shape, dtype=dtype, generator=g)
 
 
 def spd(n: int, dtype=torch.float64, seed=0) -> torch.Tensor:

@@ -40,13 +40,6 @@ ROOT = Path(__file__).resolve().parents[1]
 BCS = ("dirichlet", "neumann", "periodic")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Small problems: intra-op threads only add barriers on a busy 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def gen(seed: int) -> torch.Generator:

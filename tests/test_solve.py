@@ -14,6 +14,7 @@ import scipy.sparse.linalg as spla
 import torch
 
 import sciml
+from helpers import gen as _gen
 from sciml.solvers import CG, SolverOptionError
 
 pytestmark = pytest.mark.filterwarnings("ignore:Sparse CSR tensor support is in beta state")
@@ -22,8 +23,6 @@ warnings.filterwarnings("ignore", message=".*Sparse invariant checks.*")
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
-def _gen(seed: int = 0) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
 
 
 def _spd_scipy(n: int = 60) -> sp.csr_matrix:

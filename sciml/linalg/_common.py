@@ -75,7 +75,7 @@ def split_batch(b: torch.Tensor, in_shape: tuple[int, ...], name: str = "b") -> 
     if tuple(b.shape[b.ndim - k:]) != in_shape or b.ndim < k:
         raise ValueError(
             f"{name} has shape {tuple(b.shape)}, expected (*batch, {', '.join(map(str, in_shape))}) "
-            f"to match the operator's in_shape {in_shape}"
+            f"to match the operator's shape {in_shape}"
         )
     return tuple(b.shape[: b.ndim - k])
 

@@ -345,10 +345,11 @@ def idst(x: torch.Tensor, type: int = 2, dim: int = -1, norm: str | None = None,
 # ================================================================================================
 # Fast Poisson / Helmholtz solver
 # ================================================================================================
-def _normalize_bc(bc: Any, ndim: int) -> tuple[str, ...]:
+def normalize_bc(bc: Any, ndim: int) -> tuple[str, ...]:
+    """One boundary condition per grid axis ("dirichlet", "neumann", "periodic"), validated."""
     bcs = (bc,) * ndim if isinstance(bc, str) else tuple(bc)
     if len(bcs) != ndim:
-        raise ValueError(f"bc must be one name or {ndim} names (one per grid axis), got {bc!r}")
+        raise ValueError(f"bc must be one name or {ndim} names (one per axis), got {bc!r}")
     for b in bcs:
         if b not in BOUNDARY_CONDITIONS:
             raise ValueError(f"unknown boundary condition {b!r} in bc; "
@@ -356,7 +357,8 @@ def _normalize_bc(bc: Any, ndim: int) -> tuple[str, ...]:
     return bcs
 
 
-def _normalize_spacing(spacing: Any, ndim: int) -> tuple[float, ...]:
+def normalize_spacing(spacing: Any, ndim: int) -> tuple[float, ...]:
+    """One positive grid step per axis, validated."""
     if isinstance(spacing, numbers.Real) and not isinstance(spacing, bool):
         h = (float(spacing),) * ndim
     else:
@@ -365,7 +367,7 @@ def _normalize_spacing(spacing: Any, ndim: int) -> tuple[float, ...]:
         except (TypeError, ValueError):
             raise TypeError(f"spacing must be a number or a sequence of numbers, got {spacing!r}") from None
     if len(h) != ndim or not all(math.isfinite(s) and s > 0 for s in h):
-        raise ValueError(f"spacing must be one positive number or {ndim} (one per grid axis), got {spacing!r}")
+        raise ValueError(f"spacing must be one positive number or {ndim} (one per axis), got {spacing!r}")
     return h
 
 
@@ -430,7 +432,7 @@ def poisson_eigenvalues(grid_shape: Sequence[int] | int, spacing: Any = 1.0, bc:
         raise ValueError(f"grid_shape must be a positive int or a non-empty sequence of them, got {grid_shape!r}")
     shape = tuple(int(s) for s in shape)
     D = len(shape)
-    bcs, hs = _normalize_bc(bc, D), _normalize_spacing(spacing, D)
+    bcs, hs = normalize_bc(bc, D), normalize_spacing(spacing, D)
     out = []
     for d, (n, h, b) in enumerate(zip(shape, hs, bcs)):
         if b == "dirichlet":
@@ -595,7 +597,7 @@ def poisson_solve(f: torch.Tensor, spacing: Any = 1.0, bc: Any = "dirichlet", sh
     """
     f = _check_tensor(f, "f")
     D = _grid_ndim(bc, spacing, ndim)
-    bcs, hs = _normalize_bc(bc, D), _normalize_spacing(spacing, D)
+    bcs, hs = normalize_bc(bc, D), normalize_spacing(spacing, D)
     sigma = _check_shift(shift)
     if f.ndim < D:
         raise ValueError(f"f has shape {tuple(f.shape)}, expected (*batch, *grid) with {D} grid dimensions")

@@ -19,28 +19,8 @@ from typing import Any, Sequence
 
 import torch
 
+from ..linalg.fft import BOUNDARY_CONDITIONS, normalize_bc, normalize_spacing
 from .base import LinearOperator, _as_shape
-
-BOUNDARY_CONDITIONS = ("dirichlet", "neumann", "periodic")
-
-
-def normalize_bc(bc: str | Sequence[str], ndim: int) -> tuple[str, ...]:
-    """One boundary condition per axis, validated."""
-    bcs = (bc,) * ndim if isinstance(bc, str) else tuple(bc)
-    if len(bcs) != ndim:
-        raise ValueError(f"bc must be one name or {ndim} names (one per axis), got {bc!r}")
-    for b in bcs:
-        if b not in BOUNDARY_CONDITIONS:
-            raise ValueError(f"unknown boundary condition {b!r}; expected one of {', '.join(BOUNDARY_CONDITIONS)}")
-    return bcs
-
-
-def normalize_spacing(spacing: float | Sequence[float], ndim: int) -> tuple[float, ...]:
-    h = (spacing,) * ndim if isinstance(spacing, (int, float)) else tuple(float(s) for s in spacing)
-    if len(h) != ndim or any(not s > 0 for s in h):
-        raise ValueError(f"spacing must be one positive number or {ndim} (one per axis), got {spacing!r}")
-    return tuple(float(s) for s in h)
-
 
 def pad_ghosts(u: torch.Tensor, axis: int, bc: str, lo: Any = None, hi: Any = None) -> torch.Tensor:
     """Append one ghost layer at each end of `axis` by the rule of `bc`, plus optional offsets `lo`/`hi`.

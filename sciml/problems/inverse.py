@@ -5,6 +5,7 @@ from typing import Any
 
 import torch
 
+from ..linalg._common import split_batch
 from ..operators import LinearOperator, aslinearoperator
 
 
@@ -24,10 +25,7 @@ class InverseProblem:
         if not isinstance(y, torch.Tensor):
             raise TypeError(f"y must be a torch.Tensor, got {type(y).__name__}")
         self.forward: LinearOperator = aslinearoperator(forward)
-        k = len(self.forward.out_shape)
-        if y.ndim < k or tuple(y.shape[y.ndim - k:]) != self.forward.out_shape:
-            raise ValueError(f"y has shape {tuple(y.shape)}, expected (*batch, {', '.join(map(str, self.forward.out_shape))}) "
-                             f"to match the forward operator's out_shape {self.forward.out_shape}")
+        split_batch(y, self.forward.out_shape, "y")
         if noise_std is not None and not (isinstance(noise_std, (int, float)) and noise_std >= 0):
             raise ValueError(f"noise_std must be a number >= 0 or None, got {noise_std!r}")
         self.y, self.noise_std = y, noise_std

@@ -5,6 +5,7 @@ from typing import Any
 
 import torch
 
+from ..linalg._common import split_batch
 from ..operators import LinearOperator, aslinearoperator
 from ..operators.wrappers import is_function
 
@@ -27,12 +28,9 @@ class LinearProblem:
         if is_function(A):  # a bare function acts on one system shaped like b
             A = aslinearoperator(A, in_shape=b.shape, dtype=b.dtype, device=b.device)
         self.A: LinearOperator = aslinearoperator(A)
-        k = len(self.A.out_shape)
-        if b.ndim < k or tuple(b.shape[b.ndim - k:]) != self.A.out_shape:
-            raise ValueError(f"b has shape {tuple(b.shape)}, expected (*batch, {', '.join(map(str, self.A.out_shape))}) "
-                             f"to match A's out_shape {self.A.out_shape}")
-        if x0 is not None and x0.shape[x0.ndim - len(self.A.in_shape):] != self.A.in_shape:
-            raise ValueError(f"x0 has shape {tuple(x0.shape)}, expected (*batch, *{self.A.in_shape})")
+        split_batch(b, self.A.out_shape, "b")
+        if x0 is not None:
+            split_batch(x0, self.A.in_shape, "x0")
         self.b, self.x0 = b, x0
 
     @property
