@@ -78,7 +78,7 @@ def _iterate(P: KrylovSetup, x: torch.Tensor, r: torch.Tensor, active: torch.Ten
     """Run CG from `(x, r)` for the `active` systems, at most `budget` iterations; appends to `history`."""
     z = P.pre(r)
     rz = P.dot(r, z).real
-    p = torch.where(active.unsqueeze(-1), z, 0)
+    p = z.clone()
     done = not bool(active.any())
     k = 0
     while not done and k < budget:
@@ -113,9 +113,9 @@ def _iterate(P: KrylovSetup, x: torch.Tensor, r: torch.Tensor, active: torch.Ten
         status = torch.where(broken, Status.BREAKDOWN, status)
         active = active & ~broken
         beta = torch.where(active, rz_new / torch.where(active, rz, 1), 0).unsqueeze(-1)
-        # p = z + beta p for running systems and 0 for stopped ones (NaN-safe: a stopped system's
-        # z may be non-finite, and its p must not feed NaN into x through alpha * p).
-        p = torch.where(active.unsqueeze(-1), torch.addcmul(z, beta, p), 0)
+        # p = z + beta p in one pass; a stopped system has beta = 0 and alpha = 0 from now on, so its x
+        # no longer changes (a system stopped as NONFINITE may carry NaN into its own x).
+        torch.addcmul(z, beta, p, out=p)
         rz = rz_new
 
         if callback is not None:
