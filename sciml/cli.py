@@ -23,7 +23,18 @@ def _parser() -> argparse.ArgumentParser:
     c = sub.add_parser("check", help="validate a config file without solving")
     c.add_argument("file")
     sub.add_parser("list", help="registered solvers and the problem kinds each accepts")
+    for add_commands in _command_groups():
+        add_commands(sub)
     return p
+
+
+def _command_groups():
+    """Sub-command groups living beside their code: each `add_commands(subparsers)` adds parsers whose
+    defaults set `func(args) -> int` (exit code)."""
+    from .data.cli import add_commands as data_commands
+    from .training.cli import add_commands as training_commands
+
+    return (data_commands, training_commands)
 
 
 def _cmd_list() -> int:
@@ -75,7 +86,9 @@ def main(argv: list[str] | None = None) -> int:
             return _cmd_list()
         if args.command == "check":
             return _cmd_check(args.file)
-        return _cmd_solve(args)
+        if args.command == "solve":
+            return _cmd_solve(args)
+        return args.func(args)
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

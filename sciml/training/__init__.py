@@ -1,0 +1,1 @@
+"""One training stack for every learned method (trainer, checkpoints, DDP, metrics)."""
