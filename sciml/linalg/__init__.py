@@ -8,10 +8,11 @@ from .bicgstab import bicgstab
 from .cg import cg
 from .fft import dct, dst, fft_convolve, idct, idst, poisson_eigenvalues, poisson_solve
 from .gmres import gmres
+from .kron import KroneckerEigh, kron_matvec, kron_solve
 from .lanczos import LanczosResult, lanczos
 from .lsq import cgls
 from .minres import minres
 
 __all__ = [
     "dct", "dst", "fft_convolve", "idct", "idst", "poisson_eigenvalues", "poisson_solve",
-    "KrylovResult", "LanczosResult", "as_matvec", "bicgstab", "cg", "cgls", "gmres", "lanczos", "minres", "sparse_matmul"]
+    "KroneckerEigh", "KrylovResult", "LanczosResult", "kron_matvec", "kron_solve", "as_matvec", "bicgstab", "cg", "cgls", "gmres", "lanczos", "minres", "sparse_matmul"]

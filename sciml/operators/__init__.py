@@ -9,13 +9,14 @@ from .base import (
     SumOperator,
 )
 from .fourier import LaplacianInverseOperator, laplacian_inverse
+from .kronecker import KroneckerOperator
 from .preconditioners import DiagonalOperator, jacobi, make_preconditioner, pyamg_preconditioner
 from .stencil import BOUNDARY_CONDITIONS, DiffusionOperator, diffusion_apply, laplacian
 from .wrappers import FunctionOperator, MatrixOperator, ScipyOperator, aslinearoperator
 
 __all__ = [
     "LaplacianInverseOperator", "laplacian_inverse",
-    "AdjointOperator", "DiagonalOperator", "jacobi", "make_preconditioner", "pyamg_preconditioner", "BOUNDARY_CONDITIONS", "ComposedOperator", "DiffusionOperator", "FunctionOperator",
+    "AdjointOperator", "KroneckerOperator", "DiagonalOperator", "jacobi", "make_preconditioner", "pyamg_preconditioner", "BOUNDARY_CONDITIONS", "ComposedOperator", "DiffusionOperator", "FunctionOperator",
     "IdentityOperator", "LinearOperator", "MatrixOperator", "ScaledOperator", "ScipyOperator", "SumOperator",
     "aslinearoperator", "check_adjoint", "diffusion_apply", "laplacian",
 ]
