@@ -14,5 +14,8 @@ from .lsq import cgls
 from .minres import minres
 
 __all__ = [
-    "dct", "dst", "fft_convolve", "idct", "idst", "poisson_eigenvalues", "poisson_solve",
-    "KroneckerEigh", "KrylovResult", "LanczosResult", "kron_matvec", "kron_solve", "as_matvec", "bicgstab", "cg", "cgls", "gmres", "lanczos", "minres", "sparse_matmul"]
+    "KroneckerEigh", "KrylovResult", "LanczosResult", "as_matvec", "bicgstab", "cg",
+    "cgls", "dct", "dst", "fft_convolve", "gmres", "idct",
+    "idst", "kron_matvec", "kron_solve", "lanczos", "minres", "poisson_eigenvalues",
+    "poisson_solve", "sparse_matmul",
+]

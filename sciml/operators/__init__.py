@@ -15,8 +15,8 @@ from .stencil import BOUNDARY_CONDITIONS, DiffusionOperator, diffusion_apply, la
 from .wrappers import FunctionOperator, MatrixOperator, ScipyOperator, aslinearoperator
 
 __all__ = [
-    "LaplacianInverseOperator", "laplacian_inverse",
-    "AdjointOperator", "KroneckerOperator", "DiagonalOperator", "jacobi", "make_preconditioner", "pyamg_preconditioner", "BOUNDARY_CONDITIONS", "ComposedOperator", "DiffusionOperator", "FunctionOperator",
-    "IdentityOperator", "LinearOperator", "MatrixOperator", "ScaledOperator", "ScipyOperator", "SumOperator",
-    "aslinearoperator", "check_adjoint", "diffusion_apply", "laplacian",
+    "AdjointOperator", "BOUNDARY_CONDITIONS", "ComposedOperator", "DiagonalOperator", "DiffusionOperator", "FunctionOperator",
+    "IdentityOperator", "KroneckerOperator", "LaplacianInverseOperator", "LinearOperator", "MatrixOperator", "ScaledOperator",
+    "ScipyOperator", "SumOperator", "aslinearoperator", "check_adjoint", "diffusion_apply", "jacobi",
+    "laplacian", "laplacian_inverse", "make_preconditioner", "pyamg_preconditioner",
 ]
