@@ -5,5 +5,12 @@
 """
 from .registry import DATASET_KINDS, build_dataset, register_dataset
 from .synthetic import RandomRegression
+from .base import DataError, FieldDataset
+from .hdf5 import HDF5Dataset
+from .netcdf import NetCDFDataset
+from .readers import MatDataset, PDEBenchDataset, PoseidonDataset
+from .splits import split_indices
 
-__all__ = ["DATASET_KINDS", "RandomRegression", "build_dataset", "register_dataset"]
+__all__ = ["DATASET_KINDS", "DataError", "FieldDataset", "HDF5Dataset", "MatDataset", "NetCDFDataset",
+           "PDEBenchDataset", "PoseidonDataset", "RandomRegression", "build_dataset", "register_dataset",
+           "split_indices"]

@@ -1,0 +1,88 @@
+"""Small reference networks: a multilayer perceptron and a 2-D convolutional net."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .registry import register_model
+
+ACTIVATIONS: dict[str, type[nn.Module]] = {
+    "relu": nn.ReLU,
+    "gelu": nn.GELU,
+    "silu": nn.SiLU,
+    "tanh": nn.Tanh,
+    "elu": nn.ELU,
+    "softplus": nn.Softplus,
+}
+PADDING_MODES = ("zeros", "circular", "reflect", "replicate")
+
+
+def _activation(name: str) -> nn.Module:
+    if name not in ACTIVATIONS:
+        raise ValueError(f"activation must be one of {', '.join(ACTIVATIONS)}, got {name!r}")
+    return ACTIVATIONS[name]()
+
+
+def _positive(name: str, value: int, minimum: int = 1) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+
+
+@register_model("mlp")
+class MLP(nn.Module):
+    """x of shape (..., in_features) -> (..., out_features) through `depth` hidden layers of width `hidden`.
+
+    depth = 0 is a single linear map.
+    """
+
+    def __init__(self, in_features: int, out_features: int, hidden: int = 64, depth: int = 2,
+                 activation: str = "gelu"):
+        super().__init__()
+        _positive("in_features", in_features)
+        _positive("out_features", out_features)
+        _positive("hidden", hidden)
+        _positive("depth", depth, 0)
+        _activation(activation)
+        widths = [in_features] + [hidden] * depth + [out_features]
+        layers: list[nn.Module] = []
+        for i, (a, b) in enumerate(zip(widths[:-1], widths[1:])):
+            layers.append(nn.Linear(a, b))
+            if i < depth:
+                layers.append(_activation(activation))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+@register_model("cnn2d")
+class CNN2d(nn.Module):
+    """(B, in_channels, H, W) -> (B, out_channels, H, W): `depth` convolutions ("same" padding), the
+    hidden ones `width` channels wide with an activation after each; depth = 1 is one convolution.
+
+    `padding_mode = "circular"` suits periodic domains.
+    """
+
+    def __init__(self, in_channels: int = 1, out_channels: int = 1, width: int = 32, depth: int = 4,
+                 kernel_size: int = 3, activation: str = "gelu", padding_mode: str = "zeros"):
+        super().__init__()
+        _positive("in_channels", in_channels)
+        _positive("out_channels", out_channels)
+        _positive("width", width)
+        _positive("depth", depth)
+        _positive("kernel_size", kernel_size)
+        if kernel_size % 2 == 0:
+            raise ValueError(f"kernel_size must be odd (for 'same' padding), got {kernel_size}")
+        if padding_mode not in PADDING_MODES:
+            raise ValueError(f"padding_mode must be one of {', '.join(PADDING_MODES)}, got {padding_mode!r}")
+        _activation(activation)
+        channels = [in_channels] + [width] * (depth - 1) + [out_channels]
+        layers: list[nn.Module] = []
+        for i, (a, b) in enumerate(zip(channels[:-1], channels[1:])):
+            layers.append(nn.Conv2d(a, b, kernel_size, padding=kernel_size // 2, padding_mode=padding_mode))
+            if i < depth - 1:
+                layers.append(_activation(activation))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)

@@ -1,0 +1,129 @@
+"""Losses and evaluation metrics by name, so methods can add their own.
+
+Two kinds of loss:
+
+- pointwise, `fn(pred, target, **options) -> scalar`: the trainer computes `pred = model(batch[input])`
+  and compares it with `batch[target]` (keys from [loss] input/target, default "x" and "y");
+- objective (`register_loss(name, objective=True)`), `fn(model, batch, **options) -> scalar`: the method
+  does everything (noise sampling for diffusion priors, unrolled solvers, ...). Call the model through
+  `model(...)`: under DDP it is the DistributedDataParallel wrapper and its forward must run.
+
+Metrics, `fn(model, batch) -> scalar` (the mean over the batch), are averaged over the val split
+weighted by batch size. "loss" is always the training loss; pointwise losses double as metrics.
+"""
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+LossFn = Callable[[nn.Module, Any], torch.Tensor]
+MetricFn = Callable[[nn.Module, Any], "torch.Tensor | float"]
+
+
+@dataclass(frozen=True)
+class RegisteredLoss:
+    fn: Callable[..., torch.Tensor]
+    objective: bool
+
+
+LOSSES: dict[str, RegisteredLoss] = {}
+METRICS: dict[str, MetricFn] = {}
+
+
+def register_loss(name: str, *, objective: bool = False) -> Callable:
+    """Decorator: a pointwise loss `fn(pred, target, **options)`, or with `objective=True` a loss
+    `fn(model, batch, **options)`; [loss] keys other than name/input/target are the options."""
+
+    def wrap(fn: Callable[..., torch.Tensor]) -> Callable[..., torch.Tensor]:
+        if name in LOSSES:
+            raise ValueError(f"loss {name!r} is already registered")
+        LOSSES[name] = RegisteredLoss(fn, objective)
+        return fn
+
+    return wrap
+
+
+def register_metric(name: str) -> Callable[[MetricFn], MetricFn]:
+    """Decorator: an evaluation metric `fn(model, batch) -> scalar`, named in [eval] metrics."""
+
+    def wrap(fn: MetricFn) -> MetricFn:
+        if name in METRICS or name == "loss":
+            raise ValueError(f"metric {name!r} is already registered")
+        METRICS[name] = fn
+        return fn
+
+    return wrap
+
+
+def loss_options(name: str) -> list[str] | None:
+    """The option names loss `name` accepts (None: any, it takes **kwargs)."""
+    params = list(inspect.signature(LOSSES[name].fn).parameters.values())[2:]
+    if any(p.kind == p.VAR_KEYWORD for p in params):
+        return None
+    return [p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+
+
+def metric_names() -> set[str]:
+    """Names usable in [eval] metrics: "loss", registered metrics and pointwise losses."""
+    return {"loss", *METRICS, *(n for n, loss in LOSSES.items() if not loss.objective)}
+
+
+def make_loss(name: str, input: str = "x", target: str = "y", **options: Any) -> LossFn:
+    """The loss `name` as `fn(model, batch) -> scalar`.
+
+    Raises:
+        ValueError: unknown name or options.
+    """
+    if name not in LOSSES:
+        raise ValueError(f"unknown loss {name!r}; registered losses: {', '.join(sorted(LOSSES))}")
+    loss = LOSSES[name]
+    try:
+        inspect.signature(loss.fn).bind(None, None, **options)
+    except TypeError as err:
+        raise ValueError(f"loss {name!r}: {err}") from None
+    if loss.objective:
+        def objective(model: nn.Module, batch: Any) -> torch.Tensor:
+            return loss.fn(model, batch, **options)
+
+        return objective
+
+    def pointwise(model: nn.Module, batch: Any) -> torch.Tensor:
+        return loss.fn(model(batch[input]), batch[target], **options)
+
+    return pointwise
+
+
+def make_metric(name: str, training_loss: LossFn, input: str = "x", target: str = "y") -> MetricFn:
+    """The metric `name`: "loss" is `training_loss`; then registered metrics; then pointwise losses."""
+    if name == "loss":
+        return training_loss
+    if name in METRICS:
+        return METRICS[name]
+    if name in LOSSES and not LOSSES[name].objective:
+        return make_loss(name, input, target)
+    raise ValueError(f"unknown metric {name!r}; known: {', '.join(sorted(metric_names()))}")
+
+
+@register_loss("mse")
+def mse(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean squared error over all elements."""
+    return F.mse_loss(pred, target)
+
+
+@register_loss("l1")
+def l1(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean absolute error over all elements."""
+    return F.l1_loss(pred, target)
+
+
+@register_loss("relative-l2")
+def relative_l2(pred: torch.Tensor, target: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
+    """Mean over the batch (first axis) of ‖pred_i − target_i‖₂ / max(‖target_i‖₂, eps)."""
+    n = target.shape[0] if target.ndim else 1
+    diff = (pred - target).reshape(n, -1).norm(dim=1)
+    return (diff / target.reshape(n, -1).norm(dim=1).clamp_min(eps)).mean()
