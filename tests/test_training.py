@@ -408,3 +408,13 @@ def test_ddp_two_gloo_processes_match_one_process(tmp_path):
     for p, q in zip(a.parameters(), b.parameters()):
         assert p.dtype == torch.float64
         torch.testing.assert_close(p, q, rtol=1e-10, atol=1e-12)
+
+
+def test_cnn2d_takes_scalar_fields_without_channel_axis():
+    from sciml.models import build_model
+
+    net = build_model("cnn2d", in_channels=1, out_channels=1, width=4, depth=2)
+    x = torch.randn(3, 8, 8)
+    y = net(x)
+    assert y.shape == (3, 8, 8)
+    torch.testing.assert_close(y, net(x.unsqueeze(1)).squeeze(1))

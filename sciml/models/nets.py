@@ -50,8 +50,12 @@ class MLP(nn.Module):
             if i < depth:
                 layers.append(_activation(activation))
         self.net = nn.Sequential(*layers)
+        self.in_channels, self.out_channels = in_channels, out_channels
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.ndim == 3 and self.in_channels == 1:  # (B, H, W) scalar fields
+            y = self.net(x.unsqueeze(1))
+            return y.squeeze(1) if self.out_channels == 1 else y
         return self.net(x)
 
 
@@ -60,6 +64,8 @@ class CNN2d(nn.Module):
     """(B, in_channels, H, W) -> (B, out_channels, H, W): `depth` convolutions ("same" padding), the
     hidden ones `width` channels wide with an activation after each; depth = 1 is one convolution.
 
+    Scalar fields may drop the channel axis: with in_channels = 1 a `(B, H, W)` input is read as one
+    channel, and with out_channels = 1 as well the output is `(B, H, W)` too.
     `padding_mode = "circular"` suits periodic domains.
     """
 
@@ -83,6 +89,10 @@ class CNN2d(nn.Module):
             if i < depth - 1:
                 layers.append(_activation(activation))
         self.net = nn.Sequential(*layers)
+        self.in_channels, self.out_channels = in_channels, out_channels
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.ndim == 3 and self.in_channels == 1:  # (B, H, W) scalar fields
+            y = self.net(x.unsqueeze(1))
+            return y.squeeze(1) if self.out_channels == 1 else y
         return self.net(x)
