@@ -50,12 +50,8 @@ class MLP(nn.Module):
             if i < depth:
                 layers.append(_activation(activation))
         self.net = nn.Sequential(*layers)
-        self.in_channels, self.out_channels = in_channels, out_channels
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.ndim == 3 and self.in_channels == 1:  # (B, H, W) scalar fields
-            y = self.net(x.unsqueeze(1))
-            return y.squeeze(1) if self.out_channels == 1 else y
         return self.net(x)
 
 
