@@ -14,17 +14,12 @@ from __future__ import annotations
 
 import copy
 import math
-import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
 
-from ..config import ConfigError, _Table
+from .._toml import ConfigError, _Table, read_toml
 from . import losses as losses_mod
 
 OPTIMIZERS = ("adamw", "adam", "sgd")
@@ -144,13 +139,7 @@ class TrainConfig:
 
 def load_config(path: str | Path) -> TrainConfig:
     """Read and validate a training config; raises `ConfigError` naming the file and key."""
-    file = Path(path)
-    if not file.is_file():
-        raise ConfigError(file, "", "no such file")
-    try:
-        data = tomllib.loads(file.read_text())
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
-        raise ConfigError(file, "", f"not valid TOML: {err}") from None
+    file, data = read_toml(path)
     return parse_config(data, file=file)
 
 

@@ -14,7 +14,7 @@ from typing import Any, Callable, ClassVar, Sequence
 import numpy as np
 import torch
 
-from ...config import ConfigError, _Table
+from ..._toml import ConfigError, _Table
 
 _REQUIRED = object()
 GENERATORS: dict[str, type["Generator"]] = {}

@@ -19,7 +19,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from ...config import _Table
+from ..._toml import _Table
 from .base import FieldSpec, Generator, Option, _REQUIRED, flag, integer, number, option_error, register_generator, sample_generator
 
 

@@ -17,17 +17,12 @@ resolution = 85
 from __future__ import annotations
 
 import json
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
 
-from ...config import _MISSING, ConfigError, _Table
+from ..._toml import _MISSING, ConfigError, _Table, read_toml
 from .base import GENERATORS, Generator
 
 DTYPES = ("float32", "float64")
@@ -82,14 +77,8 @@ def load_recipe(path: str | Path, *, num: int | None = None, seed: int | None = 
     Raises:
         ConfigError: naming the file and the key (`generator.resolution: expected an integer >= 5, got 'big'`).
     """
-    file = Path(path)
-    if not file.is_file():
-        raise ConfigError(file, "", "no such file")
-    try:
-        text = file.read_text()
-        data = tomllib.loads(text)
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
-        raise ConfigError(file, "", f"not valid TOML: {err}") from None
+    file, data = read_toml(path)
+    text = file.read_text()
     root = _Table(data, "", file)
     g = root.table("generator")
     name = g.get("name", (str,), expected="a generator name, one of " + ", ".join(f'"{n}"' for n in sorted(GENERATORS)))

@@ -28,7 +28,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ...config import ConfigError
+from ..._toml import ConfigError
 from .base import FieldSpec, GenerationError
 from .recipe import Recipe
 
