@@ -8,8 +8,10 @@ from .base import (
     ScaledOperator,
     SumOperator,
 )
+from .ct import FanBeamRadon, ParallelBeamRadon, fbp, limited_angle, shepp_logan, sparse_view_angles
 from .fourier import LaplacianInverseOperator, laplacian_inverse
 from .kronecker import KroneckerOperator
+from .mri import MultiCoilMRI, fft2c, ifft2c
 from .preconditioners import DiagonalOperator, jacobi, make_preconditioner, pyamg_preconditioner
 from .stencil import BOUNDARY_CONDITIONS, DiffusionOperator, diffusion_apply, laplacian
 from .wrappers import FunctionOperator, MatrixOperator, ScipyOperator, aslinearoperator
@@ -19,4 +21,6 @@ __all__ = [
     "IdentityOperator", "KroneckerOperator", "LaplacianInverseOperator", "LinearOperator", "MatrixOperator", "ScaledOperator",
     "ScipyOperator", "SumOperator", "aslinearoperator", "check_adjoint", "diffusion_apply", "jacobi",
     "laplacian", "laplacian_inverse", "make_preconditioner", "pyamg_preconditioner",
+    "FanBeamRadon", "MultiCoilMRI", "ParallelBeamRadon", "fbp", "fft2c", "ifft2c", "limited_angle", "shepp_logan",
+    "sparse_view_angles",
 ]
