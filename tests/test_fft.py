@@ -1,4 +1,4 @@
-"""Numerical tests of `sciml.linalg.fft` (DCT/DST, fast Poisson solver, FFT convolution) and of
+"""Numerical tests of `sciml.linalg.fft` (DCT/DST), `.poisson` (fast Poisson solver), `.convolve` and of
 `sciml.operators.LaplacianInverseOperator`.
 
 References: scipy.fft for the transforms, scipy.signal.fftconvolve and a direct circular sum for the

@@ -1,6 +1,6 @@
 r"""The exact inverse of the finite-difference (shifted) Laplacian, applied by fast transforms.
 
-`LaplacianInverseOperator` wraps `sciml.linalg.fft.poisson_solve` as a `LinearOperator`: it applies
+`LaplacianInverseOperator` wraps `sciml.linalg.poisson.poisson_solve` as a `LinearOperator`: it applies
 :math:`(-\Delta_h + \sigma)^{-1}` for the operator `laplacian(grid_shape, spacing, bc)` of
 `sciml.operators.stencil`, in O(N log N). Uses: the exact solver of constant-coefficient problems,
 and a preconditioner `M` for `sciml.linalg.cg` on variable-coefficient diffusion problems (the
@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from ..linalg.fft import _check_nonsingular, _check_shift, _poisson_apply, _poisson_multiplier, poisson_eigenvalues
+from ..linalg.poisson import _check_nonsingular, _check_shift, _poisson_apply, _poisson_multiplier, poisson_eigenvalues
 from .base import LinearOperator, _as_shape
 from .stencil import normalize_bc, normalize_spacing
 

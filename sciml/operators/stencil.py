@@ -19,7 +19,7 @@ from typing import Any, Sequence
 
 import torch
 
-from ..linalg.fft import BOUNDARY_CONDITIONS, normalize_bc, normalize_spacing  # noqa: F401 (re-exported)
+from ..linalg.poisson import BOUNDARY_CONDITIONS, normalize_bc, normalize_spacing  # noqa: F401 (re-exported)
 from .base import LinearOperator, _as_shape
 
 def pad_ghosts(u: torch.Tensor, axis: int, bc: str, lo: Any = None, hi: Any = None) -> torch.Tensor:
