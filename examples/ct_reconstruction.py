@@ -17,13 +17,6 @@ from sciml.metrics import psnr, ssim
 from sciml.operators.ct import ParallelBeamRadon, fbp, shepp_logan, sparse_view_angles
 
 
-def tv_denoiser(lam: float, iterations: int = 50):
-    """A TV prox (denoiser) built from sciml's own TV solver on the identity operator."""
-    def denoise(z: torch.Tensor) -> torch.Tensor:
-        eye = sciml.operators.IdentityOperator(z.shape[-2:], dtype=z.dtype, device=z.device)
-        return sciml.solve(sciml.InverseProblem(eye, z), "tv", lam=lam, maxiter=iterations).x
-    return denoise
-
 
 def run(size: int = 128, views: int = 60, noise: float = 0.01, device: str = "cpu", seed: int = 0,
         out: str | None = None) -> dict[str, dict[str, float]]:
@@ -46,8 +39,9 @@ def run(size: int = 128, views: int = 60, noise: float = 0.01, device: str = "cp
     timed("TV", lambda: sciml.solve(problem, "tv", lam=lam, maxiter=300).x)
     # PnP with the TV prox (lam / rho) minimises the same objective as TV: a check, and the slot for a
     # learned denoiser.
-    timed("PnP-ADMM (TV prox)", lambda: sciml.solve(problem, "pnp-admm", denoiser=tv_denoiser(lam / rho), rho=rho,
-                                                     maxiter=30, x0=recon["FBP"]).x)
+    denoiser = sciml.solvers.tv_denoiser(lam / rho)
+    timed("PnP-ADMM (TV prox)",
+          lambda: sciml.solve(problem, "pnp-admm", denoiser=denoiser, rho=rho, maxiter=30, x0=recon["FBP"]).x)
     table = {}
     print(f"sparse-view CT, {size}x{size}, {views} views, noise {noise}:")
     print(f"{'method':<22} {'PSNR (dB)':>9} {'SSIM':>6} {'time (s)':>8}")

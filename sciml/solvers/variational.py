@@ -48,9 +48,9 @@ from ..operators import IdentityOperator, LinearOperator
 from ..problems import InverseProblem
 from ..solution import Solution
 from ..status import Status
-from .base import Solver, SolverOptionError, register
+from .base import Solver, SolverOptionError, register, solve
 
-__all__ = ["TV", "PnPADMM", "PnPHQS", "PnPPGD", "data_consistency", "grad2d", "grad2d_adjoint", "magnitude_prox",
+__all__ = ["TV", "PnPADMM", "PnPHQS", "PnPPGD", "data_consistency", "tv_denoiser", "grad2d", "grad2d_adjoint", "magnitude_prox",
            "power_norm2", "soft_threshold", "tv_norm"]
 
 
@@ -99,6 +99,16 @@ def magnitude_prox(prox: Callable[..., torch.Tensor]) -> Callable[..., torch.Ten
 
     wrapped.__wrapped__ = prox  # type: ignore[attr-defined]
     return wrapped
+
+
+def tv_denoiser(lam: float, maxiter: int = 50) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The prox of `lam * TV` as a denoiser `D(z)` for the PnP solvers: TV denoising of `z` `(*batch, H, W)`
+    (real or complex) by this module's `tv` solver on the identity, `maxiter` PDHG steps."""
+    def denoise(z: torch.Tensor) -> torch.Tensor:
+        eye = IdentityOperator(z.shape[-2:], dtype=z.dtype, device=z.device)
+        return solve(InverseProblem(eye, z), "tv", lam=lam, maxiter=maxiter).x
+
+    return denoise
 
 
 def power_norm2(A: LinearOperator, like: torch.Tensor, iters: int = 50, seed: int = 0) -> float:
