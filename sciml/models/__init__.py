@@ -9,8 +9,9 @@
     model = load("out/mlp")           # rebuilt from the config, weights read, eval mode
 """
 from .nets import ACTIVATIONS, CNN2d, MLP
+from .lpn import LPN
 from .registry import (MODELS, available_models, build_model, load, model_config, read_config, register_model, save,
                        unwrap)
 
-__all__ = ["ACTIVATIONS", "CNN2d", "MLP", "MODELS", "available_models", "build_model", "load", "model_config",
+__all__ = ["ACTIVATIONS", "CNN2d", "LPN", "MLP", "MODELS", "available_models", "build_model", "load", "model_config",
            "read_config", "register_model", "save", "unwrap"]

@@ -1,0 +1,131 @@
+"""Learned proximal networks: convexity of psi, prox = gradient of a convex function, prox inversion,
+the 1-D Laplacian toy of the paper, and use as a PnP denoiser."""
+import pytest
+import torch
+
+import sciml
+from sciml.models import build_model, load, save
+from sciml.models.lpn import LPN, laplace_denoising_batch, proximal_matching, proximal_matching_loss, regularizer
+from sciml.operators import aslinearoperator
+from sciml.training.losses import LOSSES, make_loss
+
+DT = torch.float64
+
+
+def random_lpn(n=5, seed=0, **kw):
+    torch.manual_seed(seed)
+    m = LPN(n, hidden=16, depth=3, beta=2.0, alpha=0.1, init_scale=1.0, **kw).double()
+    with torch.no_grad():  # random signs everywhere; the forward's clamp / project_ must still give convexity
+        for p in m.parameters():
+            p.normal_(0, 0.5)
+    return m.eval()
+
+
+def test_registered_and_checkpoint(tmp_path):
+    m = build_model("lpn", in_features=4, hidden=8, depth=2, alpha=0.5)
+    assert isinstance(m, LPN) and "proximal-matching" in LOSSES and LOSSES["proximal-matching"].objective
+    save(m, tmp_path / "lpn")
+    m2 = load(tmp_path / "lpn")
+    x = torch.randn(3, 4)
+    assert torch.allclose(m(x), m2(x), atol=1e-6)
+    with pytest.raises(ValueError, match="alpha"):
+        LPN(4, alpha=-1.0)
+
+
+@pytest.mark.parametrize("project", [False, True])
+def test_prox_is_gradient_of_convex(project):
+    m = random_lpn()
+    if project:
+        m.project_()
+        assert all((lin.weight >= 0).all() for lin in m.constrained())
+    g = torch.Generator().manual_seed(1)
+    for _ in range(3):
+        x = torch.randn(5, dtype=DT, generator=g)
+        J = torch.autograd.functional.jacobian(lambda v: m(v.unsqueeze(0)).squeeze(0), x)
+        assert torch.allclose(J, J.T, atol=1e-6)
+        assert float(torch.linalg.eigvalsh(0.5 * (J + J.T)).min()) >= 0.1 - 1e-6  # >= alpha (strong convexity)
+    # f = grad psi, and psi is convex along random segments (midpoint inequality)
+    a, b = torch.randn(200, 5, dtype=DT, generator=g) * 3, torch.randn(200, 5, dtype=DT, generator=g) * 3
+    assert (m.psi(0.5 * (a + b)) <= 0.5 * (m.psi(a) + m.psi(b)) + 1e-10).all()
+    x = torch.randn(4, 5, dtype=DT, generator=g, requires_grad=True)
+    (gr,) = torch.autograd.grad(m.psi(x).sum(), x)
+    assert torch.allclose(m(x.detach()), gr)
+
+
+def test_image_shapes_and_grad_modes():
+    m = LPN(16, hidden=8, depth=1)
+    x = torch.randn(2, 1, 4, 4)
+    assert m(x).shape == x.shape and m.psi(x).shape == (2,)
+    m.eval()
+    assert not m(x).requires_grad  # eval on plain tensors: detached
+    m.train()
+    assert m(x).requires_grad  # training: create_graph for double backprop
+    with pytest.raises(ValueError, match="in_features"):
+        m.psi(torch.randn(2, 5))
+
+
+def test_regularizer_inverts_prox():
+    m = random_lpn(seed=3)
+    x = torch.randn(6, 5, dtype=DT, generator=torch.Generator().manual_seed(2))
+    R, y, res = regularizer(m, x, return_inverse=True)
+    assert R.shape == (6,) and float(res.max()) < 1e-6
+    assert float((m(y) - x).abs().max()) < 1e-6
+    # R = psi*(x) - |x|^2/2 and f = prox_R: y = f^{-1}(x) minimises psi(.) - <x, .>; check the Fenchel value
+    assert torch.allclose(R, (x * y).sum(-1) - m.psi(y) - 0.5 * (x * x).sum(-1))
+
+
+def test_proximal_matching_loss_schedule():
+    m = LPN(1, hidden=8, depth=1, init_scale=1.0)
+    b = laplace_denoising_batch(64, generator=torch.Generator().manual_seed(0))
+    loss = make_loss("proximal-matching", l1_steps=2, gamma_min=0.5, stages=2, stage_steps=1)
+    l1 = loss(m, b)
+    assert torch.allclose(l1, (m(b["y"]) - b["x"]).abs().mean())
+    loss(m, b)
+    pm = loss(m, b)  # step 2: PM with gamma = 2 * 0.5
+    assert torch.allclose(pm, proximal_matching_loss(m(b["y"]), b["x"], 1.0))
+    assert m._pm_step == 3 and 0 <= float(pm.detach()) <= 1
+    d = torch.tensor([[3.0, 4.0]])
+    assert float(proximal_matching_loss(d, torch.zeros(1, 2), 5.0)) == pytest.approx(1 - torch.e ** -1)
+
+
+def test_laplacian_toy_recovers_abs():
+    """Paper's 1-D toy (x ~ Laplace(0,1), y = x + N(0,1)): the MAP prox is soft-thresholding at 1 and
+    R(x) = |x|. 200 L1 warm-up + 200 proximal-matching steps (gamma 1, 0.5, 0.25), ~2 s on CPU.
+    Measured (seed 0): corr(R, |x|) on [-2, 2] = 0.981, least-squares fit R ~ 0.845|x| - 0.535."""
+    torch.manual_seed(0)
+    g = torch.Generator().manual_seed(0)
+    m = LPN(1, hidden=32, depth=2, beta=10.0, alpha=0.01, init_scale=1.0)
+    opt = torch.optim.Adam(m.parameters(), lr=3e-3)
+    for _ in range(400):
+        loss = proximal_matching(m, laplace_denoising_batch(1000, generator=g), l1_steps=200, gamma_min=0.25,
+                                 stages=3, stage_steps=66)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    m.project_().eval().double()
+    xs = torch.linspace(-2, 2, 41, dtype=DT).unsqueeze(1)
+    R, _, res = regularizer(m, xs, return_inverse=True)
+    assert float(res.max()) < 1e-6
+    a = xs.squeeze(1).abs()
+    corr = float(torch.corrcoef(torch.stack([R, a]))[0, 1])
+    assert corr > 0.95
+    A = torch.stack([a, torch.ones_like(a)], 1)
+    scale = float(torch.linalg.lstsq(A, R.unsqueeze(1)).solution[0, 0])
+    assert 0.5 < scale < 1.5
+    # the prox shrinks towards 0 more for small |y| than for large |y| (soft-threshold shape)
+    f = m(torch.tensor([[0.5], [3.0]], dtype=DT)).squeeze(1)
+    assert abs(float(f[0])) < 0.3 and float(f[1]) > 1.5
+
+
+def test_lpn_as_pnp_admm_denoiser():
+    g = torch.Generator().manual_seed(0)
+    M = torch.randn(8, 6, dtype=DT, generator=g)
+    y = M @ torch.randn(6, dtype=DT, generator=g)
+    torch.manual_seed(0)
+    m = LPN(6, hidden=8, depth=2, alpha=1.0, init_scale=0.1).double().eval()
+    sol = sciml.solve(sciml.InverseProblem(aslinearoperator(M), y), "pnp-admm", denoiser=m, rho=1.0,
+                      maxiter=300, rtol=1e-8)
+    assert sol.x.shape == (6,) and torch.isfinite(sol.x).all()
+    last = float(sol.residuals[-1])
+    assert sol.converged == (last <= 1e-8)
+    assert sol.converged, sol.summary()
