@@ -59,6 +59,21 @@ def dataset_names(group: Any, limit: int = 200) -> list[str]:
     return names
 
 
+def numeric_dataset(f: Any, path: Any, alias: str, var: str) -> Any:
+    """The h5py dataset `var` of the open file `f`, checked to be a numeric array with samples along
+    axis 0; `DataError` naming `fields.<alias>` and listing the file's datasets otherwise."""
+    import h5py
+
+    obj = f.get(var)
+    if not isinstance(obj, h5py.Dataset):
+        raise DataError(path, f"fields.{alias}", f"no dataset {var!r} in the file; expected one of "
+                                                 f"its datasets: {first_names(dataset_names(f))}")
+    if obj.ndim < 1 or obj.dtype.kind not in "biufc":
+        raise DataError(path, f"fields.{alias}", f"dataset {var!r} (shape {obj.shape}, dtype {obj.dtype}) "
+                                                 "is not a numeric array with samples along axis 0")
+    return obj
+
+
 def check_counts(file: Any, fields: dict[str, str], counts: dict[str, int], where: str) -> int:
     """The common sample count of all fields, or a `DataError` listing each field's count."""
     if len(set(counts.values())) > 1:
@@ -109,19 +124,10 @@ class HDF5Dataset(FieldDataset):
                          channel_axis=channel_axis, stats_file=stats_file, dtype=dtype)
 
     def _inspect(self) -> int:
-        import h5py
-
         counts = {}
         with open_h5(self.path) as f:
             for alias, var in self.fields.items():
-                obj = f.get(var)
-                if not isinstance(obj, h5py.Dataset):
-                    raise DataError(self.path, f"fields.{alias}", f"no dataset {var!r} in the file; expected one of "
-                                                                  f"its datasets: {first_names(dataset_names(f))}")
-                if obj.ndim < 1 or obj.dtype.kind not in "biufc":
-                    raise DataError(self.path, f"fields.{alias}", f"dataset {var!r} (shape {obj.shape}, dtype {obj.dtype}) "
-                                                                  "is not a numeric array with samples along axis 0")
-                counts[alias] = obj.shape[0]
+                counts[alias] = numeric_dataset(f, self.path, alias, var).shape[0]
         return check_counts(self.path, self.fields, counts, "axis 0")
 
     def _open(self) -> _Handle:

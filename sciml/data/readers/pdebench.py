@@ -37,7 +37,7 @@ import numpy as np
 import torch
 
 from ..base import DataError, FieldDataset, check_stride, first_names, make_builder
-from ..hdf5 import check_counts, dataset_names, open_h5
+from ..hdf5 import check_counts, dataset_names, numeric_dataset, open_h5
 from ..registry import register_dataset
 
 CFD_VARIABLES = ("density", "pressure", "Vx", "Vy", "Vz")
@@ -113,19 +113,11 @@ class PDEBenchDataset(FieldDataset):
         return n
 
     def _inspect_single(self, f: Any) -> int:
-        import h5py
-
         main = f["tensor"] if self.layout == "tensor" else f[next(v for v in CFD_VARIABLES if v in f)]
         counts, self._select = {}, {}
         self._has_time = {}
         for alias, var in self.fields.items():
-            obj = f.get(var)
-            if not isinstance(obj, h5py.Dataset):
-                raise DataError(self.path, f"fields.{alias}", f"no dataset {var!r} in the file; expected one of its "
-                                                              f"datasets: {first_names(dataset_names(f))}")
-            if obj.ndim < 1 or obj.dtype.kind not in "biufc":
-                raise DataError(self.path, f"fields.{alias}", f"dataset {var!r} (shape {obj.shape}) is not numeric "
-                                                              "with samples along axis 0")
+            obj = numeric_dataset(f, self.path, alias, var)
             counts[alias] = obj.shape[0]
             timed = obj.ndim == main.ndim and obj.ndim >= 2
             self._has_time[alias] = timed
