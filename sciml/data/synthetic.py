@@ -40,3 +40,43 @@ def _build(options: dict[str, Any], split: str, base_dir: Path) -> RandomRegress
     if unknown:
         raise ValueError(f"random-regression: unknown option(s) {sorted(unknown)}; expected {sorted(allowed)}")
     return RandomRegression(split=split, **options)
+
+
+def laplace_denoising_batch(batch: int, n: int = 1, b: float = 1.0, sigma: float = 1.0,
+                            generator: torch.Generator | None = None,
+                            dtype: torch.dtype = torch.float32) -> dict[str, torch.Tensor]:
+    """The paper's toy: x ~ Laplace(0, b) iid in R^n, y = x + sigma N(0, I). Returns {"x", "y"} of shape (batch, n).
+
+    The MAP denoiser is the soft-threshold with threshold sigma^2/b, R(x) = (sigma^2/b)|x|_1.
+    """
+    u = torch.rand(batch, n, generator=generator, dtype=dtype) - 0.5
+    x = -b * torch.sign(u) * torch.log1p(-2 * u.abs())
+    y = x + sigma * torch.randn(batch, n, generator=generator, dtype=dtype)
+    return {"x": x, "y": y}
+
+
+class LaplaceDenoising(Dataset):
+    """`size` pairs {"x": clean, "y": noisy} of the LPN paper's 1-D toy (see `laplace_denoising_batch`),
+    drawn once from `seed` (split-dependent), so item i is the same on every call, process and rank."""
+
+    def __init__(self, size: int = 10000, n: int = 1, b: float = 1.0, sigma: float = 1.0, seed: int = 0,
+                 split: str = "train"):
+        if size < 1 or n < 1 or b <= 0 or sigma < 0:
+            raise ValueError("laplace-denoising: size and n must be positive, b > 0, sigma >= 0")
+        g = torch.Generator().manual_seed(seed + 1 + SPLITS.index(split))
+        self.data = laplace_denoising_batch(size, n, b, sigma, generator=g)
+
+    def __len__(self) -> int:
+        return self.data["x"].shape[0]
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        return {k: v[i] for k, v in self.data.items()}
+
+
+@register_dataset("laplace-denoising")
+def _build_laplace(options: dict[str, Any], split: str, base_dir: Path) -> LaplaceDenoising:
+    allowed = {"size", "n", "b", "sigma", "seed"}
+    unknown = set(options) - allowed
+    if unknown:
+        raise ValueError(f"laplace-denoising: unknown option(s) {sorted(unknown)}; expected {sorted(allowed)}")
+    return LaplaceDenoising(split=split, **options)

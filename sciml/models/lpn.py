@@ -44,6 +44,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..data.synthetic import laplace_denoising_batch  # noqa: F401 (the paper's toy data, re-exported)
 from .registry import register_model, unwrap
 
 __all__ = ["LPN", "laplace_denoising_batch", "proximal_matching", "proximal_matching_loss", "gamma_schedule",
@@ -177,19 +178,6 @@ def proximal_matching(model: nn.Module, batch: Any, l1_steps: int = 0, gamma: fl
             gamma_min = 0.08 * math.sqrt(x[0].numel() if x.ndim > 1 else 1)
         gamma = gamma_schedule(step - l1_steps, gamma_min, stages, stage_steps)
     return proximal_matching_loss(pred, x, gamma)
-
-
-def laplace_denoising_batch(batch: int, n: int = 1, b: float = 1.0, sigma: float = 1.0,
-                            generator: torch.Generator | None = None,
-                            dtype: torch.dtype = torch.float32) -> dict[str, torch.Tensor]:
-    """The paper's toy: x ~ Laplace(0, b) iid in R^n, y = x + sigma N(0, I). Returns {"x", "y"} of shape (batch, n).
-
-    The MAP denoiser is the soft-threshold with threshold sigma^2/b, R(x) = (sigma^2/b)|x|_1.
-    """
-    u = torch.rand(batch, n, generator=generator, dtype=dtype) - 0.5
-    x = -b * torch.sign(u) * torch.log1p(-2 * u.abs())
-    y = x + sigma * torch.randn(batch, n, generator=generator, dtype=dtype)
-    return {"x": x, "y": y}
 
 
 # --- the learned regulariser --------------------------------------------------------------------
