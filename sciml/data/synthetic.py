@@ -1,6 +1,8 @@
 """A seeded synthetic regression dataset: smoke tests and examples that need no files."""
 from __future__ import annotations
 
+import inspect
+
 from pathlib import Path
 from typing import Any
 
@@ -31,15 +33,6 @@ class RandomRegression(Dataset):
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
         return {"x": self.x[i], "y": self.y[i]}
-
-
-@register_dataset("random-regression")
-def _build(options: dict[str, Any], split: str, base_dir: Path) -> RandomRegression:
-    allowed = {"size", "in_features", "out_features", "noise", "seed"}
-    unknown = set(options) - allowed
-    if unknown:
-        raise ValueError(f"random-regression: unknown option(s) {sorted(unknown)}; expected {sorted(allowed)}")
-    return RandomRegression(split=split, **options)
 
 
 def laplace_denoising_batch(batch: int, n: int = 1, b: float = 1.0, sigma: float = 1.0,
@@ -73,10 +66,19 @@ class LaplaceDenoising(Dataset):
         return {k: v[i] for k, v in self.data.items()}
 
 
-@register_dataset("laplace-denoising")
-def _build_laplace(options: dict[str, Any], split: str, base_dir: Path) -> LaplaceDenoising:
-    allowed = {"size", "n", "b", "sigma", "seed"}
-    unknown = set(options) - allowed
-    if unknown:
-        raise ValueError(f"laplace-denoising: unknown option(s) {sorted(unknown)}; expected {sorted(allowed)}")
-    return LaplaceDenoising(split=split, **options)
+
+def _register(kind: str, cls: type) -> None:
+    """Register `cls` as dataset `kind`; its constructor's keyword arguments (but `split`) are the options."""
+    allowed = sorted(p for p in inspect.signature(cls.__init__).parameters if p not in ("self", "split"))
+
+    def build(options: dict[str, Any], split: str, base_dir: Path) -> Dataset:
+        unknown = set(options) - set(allowed)
+        if unknown:
+            raise ValueError(f"{kind}: unknown option(s) {sorted(unknown)}; expected {allowed}")
+        return cls(split=split, **options)
+
+    register_dataset(kind)(build)
+
+
+_register("random-regression", RandomRegression)
+_register("laplace-denoising", LaplaceDenoising)

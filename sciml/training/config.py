@@ -253,13 +253,19 @@ def _loss(t: _Table) -> LossConfig:
     return cfg
 
 
+def _reject_foreign_keys(t: _Table, what: str, name: str, keys_by_name: dict[str, tuple[str, ...]]) -> tuple[str, ...]:
+    """The keys of choice `name`; a key that belongs only to another choice is an error naming it."""
+    allowed = keys_by_name[name]
+    for key in t.data:
+        if key != "name" and key not in allowed and key in sum(keys_by_name.values(), ()):
+            raise t.error(key, f"not used by {what} {name!r} (its keys: {', '.join(allowed)})")
+    return allowed
+
+
 def _optimizer(t: _Table) -> OptimizerConfig:
     cfg = OptimizerConfig()
     cfg.name = _choice(t, "name", cfg.name, OPTIMIZERS)
-    allowed = _OPTIMIZER_KEYS[cfg.name]
-    for key in t.data:
-        if key != "name" and key not in allowed and key in sum(_OPTIMIZER_KEYS.values(), ()):
-            raise t.error(key, f"not used by optimizer {cfg.name!r} (its keys: {', '.join(allowed)})")
+    allowed = _reject_foreign_keys(t, "optimizer", cfg.name, _OPTIMIZER_KEYS)
     cfg.lr = _number(t, "lr", cfg.lr, positive=True)
     cfg.weight_decay = _number(t, "weight_decay", cfg.weight_decay, nonneg=True)
     if "betas" in allowed:
@@ -280,10 +286,7 @@ def _optimizer(t: _Table) -> OptimizerConfig:
 def _schedule(t: _Table, steps: int) -> ScheduleConfig:
     cfg = ScheduleConfig()
     cfg.name = _choice(t, "name", cfg.name, SCHEDULES)
-    allowed = _SCHEDULE_KEYS[cfg.name]
-    for key in t.data:
-        if key != "name" and key not in allowed and key in sum(_SCHEDULE_KEYS.values(), ()):
-            raise t.error(key, f"not used by schedule {cfg.name!r} (its keys: {', '.join(allowed)})")
+    _reject_foreign_keys(t, "schedule", cfg.name, _SCHEDULE_KEYS)
     cfg.warmup_steps = _int(t, "warmup_steps", cfg.warmup_steps, 0)
     if cfg.warmup_steps >= steps:
         raise t.error("warmup_steps", f"must be less than train.steps ({steps}), got {cfg.warmup_steps}")
