@@ -72,6 +72,9 @@ def _cmd_solve(args: argparse.Namespace) -> int:
     if cfg.output.plot:
         written.append(outdir / f"{cfg.output.name}.png")
         sol.plot(written[1])
+        if hasattr(sol.model, "plot_spectrum"):  # learned spectra (gp-kron)
+            written.append(outdir / f"{cfg.output.name}_spectrum.png")
+            sol.model.plot_spectrum(written[-1])
     print(f"{cfg.output.name}: {sol.summary()} -> {', '.join(map(str, written))}")
     if not sol.converged:
         print(f"warning: {sol.status.message}", file=sys.stderr)

@@ -13,6 +13,7 @@ import torch
 
 from ._toml import ConfigError, _Table, read_toml
 from .pde import Expression, Grid
+from .pde.expressions import derivative_names
 from .problems import PDEProblem
 from .operators.stencil import normalize_bc
 from .solvers import Solver, available, make_solver
@@ -21,6 +22,7 @@ EQUATIONS = {
     "poisson": "-Δu = f",
     "helmholtz": "-Δu - k²u = f",
     "diffusion": "-∇·(a∇u) + c u = f",
+    "custom": "L[u] = f, L given by `operator` (e.g. \"u_xx + u*(u**2 - 1)\"; collocation solvers)",
 }
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
@@ -37,7 +39,7 @@ class GridConfig:
 class ProblemConfig:
     equation: str
     grid: Grid
-    fields: dict[str, Any]  # source, a, c, boundary, exact: number, expression string or tensor
+    fields: dict[str, Any]  # source, a, c, boundary, exact, operator: number, expression string or tensor
     constants: dict[str, float]
     dtype: torch.dtype
     device: str
@@ -146,7 +148,7 @@ def _problem(t: _Table, file: Path) -> ProblemConfig:
     if equation == "helmholtz":
         constants["k"] = float(t.get("k", (int, float), expected="the wavenumber k (a number)"))
 
-    allowed = {"poisson": (), "helmholtz": (), "diffusion": ("a", "c")}[equation]
+    allowed = {"poisson": (), "helmholtz": (), "diffusion": ("a", "c"), "custom": ()}[equation]
     for key in ("a", "c", "k"):
         if key in t.data and key not in allowed and not (key == "k" and equation == "helmholtz"):
             raise t.error(key, f"not used by equation {equation!r} ({EQUATIONS[equation]}); "
@@ -157,12 +159,26 @@ def _problem(t: _Table, file: Path) -> ProblemConfig:
             fields[key] = _field(t, key, grid, constants, file)
     if equation == "helmholtz":
         fields["c"] = -constants["k"] ** 2
+    if equation == "custom":
+        fields["operator"] = _operator(t, grid, constants)
+    elif "operator" in t.data:
+        raise t.error("operator", f'only used with equation = "custom", not {equation!r}')
     dtype = t.get("dtype", (str,), "float64", expected='"float32" or "float64"')
     if dtype not in DTYPES:
         raise t.error("dtype", f'expected "float32" or "float64", got {dtype!r}')
     device = t.get("device", (str,), "cpu", expected='"cpu" or "cuda"')
     t.finish()
     return ProblemConfig(equation, grid, fields, constants, DTYPES[dtype], device)
+
+
+def _operator(t: _Table, grid: Grid, constants: dict) -> str:
+    """The expression of L[u] in u, its derivatives (u_x, u_xx, u_xy, ...) and the coordinates."""
+    text = t.get("operator", (str,), expected='an expression in u and its derivatives, e.g. "u_xx + u*(u**2 - 1)"')
+    try:
+        Expression(text, ["u", *derivative_names(grid.names), *grid.names], constants)
+    except ValueError as err:
+        raise t.error("operator", str(err)) from None
+    return text
 
 
 def _field(t: _Table, key: str, grid: Grid, constants: dict, file: Path) -> Any:

@@ -28,6 +28,8 @@ class Solution:
         coords: coordinates of the space axes (name -> 1-D tensor), if the problem has a grid.
         exact: the exact solution on the same points, if known.
         variable: name of the unknown in files and plots ("u" for PDEs, "x" otherwise).
+        model: the fitted model, for solvers that learn one (`gp-kron`: a `sciml.models.GPHM`, whose
+            `predict` evaluates the solution anywhere in the box).
     """
 
     x: torch.Tensor
@@ -38,6 +40,7 @@ class Solution:
     coords: dict[str, torch.Tensor] | None = None
     exact: torch.Tensor | None = None
     variable: str = "x"
+    model: Any = field(default=None, repr=False)
 
     @property
     def status(self) -> Status:

@@ -38,6 +38,20 @@ _OPERATORS = (ast.Add, ast.Sub, ast.Mult, ast.Div, ast.Pow, ast.Mod, ast.USub, a
               ast.Lt, ast.LtE, ast.Gt, ast.GtE, ast.Eq, ast.NotEq)
 
 
+def derivative_names(axes: Iterable[str]) -> dict[str, tuple[int, ...]]:
+    """Names of the derivatives of u up to second order per axis, with their multi-indices.
+
+    Example:
+        >>> derivative_names("xy")["u_xxy"]
+        (2, 1)
+    """
+    from itertools import product
+
+    axes = tuple(axes)
+    return {"u_" + "".join(n * c for n, c in zip(axes, counts)): counts
+            for counts in product(range(3), repeat=len(axes)) if any(counts)}
+
+
 class Expression:
     """A parsed expression over a fixed set of variable names.
 
@@ -45,6 +59,9 @@ class Expression:
         text: the expression, Python syntax (`**` for powers).
         variables: names that will be given at call time (e.g. "x", "y").
         constants: extra named numbers (e.g. {"k": 20.0}).
+
+    Attributes:
+        names: the variable and constant names the expression uses.
 
     Raises:
         ValueError: syntax errors, unknown names, disallowed constructs; the message quotes the text.
@@ -61,6 +78,7 @@ class Expression:
         except SyntaxError as err:
             raise ValueError(f"invalid expression {text!r}: {err.msg}") from None
         allowed = set(self.variables) | set(self.constants) | set(FUNCTIONS)
+        self.names = frozenset(n.id for n in ast.walk(tree) if isinstance(n, ast.Name)) - set(FUNCTIONS)
         for node in ast.walk(tree):
             self._check(node, allowed)
             if isinstance(node, ast.Constant) and isinstance(node.value, int):

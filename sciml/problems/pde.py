@@ -1,4 +1,4 @@
-r"""`PDEProblem`: :math:`-\nabla\cdot(a\nabla u) + c\,u = f` on a box, with boundary data."""
+r"""`PDEProblem`: :math:`-\nabla\cdot(a\nabla u) + c\,u = f`, or a general :math:`\mathcal{L}[u] = f`, on a box."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -16,7 +16,10 @@ class PDEProblem:
 
     .. math:: -\nabla\cdot(a\nabla u) + c\,u = f, \quad u = g \text{ (Dirichlet) or } \partial_n u = g \text{ (Neumann)}
 
-    Poisson: a = 1, c = 0. Helmholtz: a = 1, c = -k^2. Fields (`source`, `a`, `c`, `boundary`, `exact`)
+    Poisson: a = 1, c = 0. Helmholtz: a = 1, c = -k^2. Any other (nonlinear, first-order, ...)
+    equation :math:`\mathcal{L}[u] = f` is given by `operator`, an expression in u, its derivatives
+    u_x, u_xx, u_y, u_yy, u_xy, ... and the coordinates, e.g. "u_xx + u*(u**2 - 1)" (Allen–Cahn) or
+    "200*u_x + u_y" (advection); such problems are solved by collocation solvers (`gp-kron`). Fields (`source`, `a`, `c`, `boundary`, `exact`)
     are numbers, expression strings in the coordinates x, y, z (e.g. "sin(pi*x)"), callables
     `f(x, y, ...)` on broadcastable coordinate tensors, or tensors on the grid's unknowns.
 
@@ -30,6 +33,7 @@ class PDEProblem:
         constants: named numbers usable in expression strings.
         dtype, device: of the discretised system.
         name: used for output files.
+        operator: :math:`\mathcal{L}[u]` as an expression string (then a and c must keep their defaults).
 
     Example:
         >>> grid = Grid(lower=(0, 0), upper=(1, 1), points=(31, 31))
@@ -46,6 +50,7 @@ class PDEProblem:
     dtype: torch.dtype = torch.float64
     device: Any = None
     name: str = "pde"
+    operator: str | None = None
 
     kind = "pde"
 
@@ -54,8 +59,16 @@ class PDEProblem:
             raise TypeError(f"grid must be a sciml.pde.Grid, got {type(self.grid).__name__}")
         if self.dtype not in (torch.float32, torch.float64):
             raise ValueError(f"dtype must be torch.float32 or torch.float64, got {self.dtype}")
+        if self.operator is not None:
+            if not isinstance(self.operator, str):
+                raise TypeError(f"operator must be an expression string, got {type(self.operator).__name__}")
+            if not (isinstance(self.a, (int, float)) and self.a == 1 and isinstance(self.c, (int, float)) and self.c == 0):
+                raise ValueError("give either operator or the coefficients a and c, not both")
 
     def discretize(self) -> Discretization:
         """The finite-difference system `operator @ u = rhs` (see `sciml.pde.discretize`)."""
+        if self.operator is not None:
+            raise TypeError(f"the equation {self.operator!r} = f has no finite-difference discretisation in sciml; "
+                            "solve it with a collocation solver (\"gp-kron\")")
         return discretize(self.grid, self.source, self.a, self.c, self.boundary, self.exact, self.constants,
                           self.dtype, self.device)

@@ -1,0 +1,483 @@
+r"""`gp-kron`: GP-HM, the spectral-mixture Gaussian-process PDE solver on Kronecker grids.
+
+Fang, Xu, Li, Kirby, Zhe, "Solving High Frequency and Multi-Scale PDEs with Gaussian Processes",
+ICLR 2024. The model and its log joint live in `sciml.models.gphm`; this module sets up the
+collocation problem from a `PDEProblem` and maximises the log joint.
+
+Collocation: `linspace(lower, upper, n + 2)` per axis, i.e. the problem grid's unknowns plus the two
+boundary nodes; Dirichlet data g on every boundary node; the residual
+:math:`H = \mathcal{L}[u] - f` at every node, :math:`\mathcal{L}` given by `PDEProblem.operator`
+(default :math:`-\Delta u + c u`).
+
+Optimisers:
+
+- ``"alternating"`` (default, sciml's): block-coordinate ascent on the log joint, in its
+  large-precision limit. (1) U given the kernels: the boundary data are imposed exactly and the PDE at
+  every interior node (N equations, N unknowns; the limit :math:`\tau_1, \tau_2 \to \infty`, where
+  the joint's maximiser in U goes), by Newton steps with GMRES preconditioned by the exact inverse of
+  the Kronecker-sum part of the Jacobian (one eigendecomposition per axis, O(N Σ n_j) per application);
+  then U is replaced by the GP posterior mean at the nodes, which removes the directions only the
+  jitter allows (the prior's job). (2) The precisions in closed form, :math:`\tau_1 = N_b/\|u_b - g\|^2`,
+  :math:`\tau_2 = N_c/\|H\|^2`, capped at `max_precision`. (3) `kernel_steps` L-BFGS iterations on
+  the kernel parameters with U and the precisions fixed (the terms of the joint that depend on them:
+  the prior and the residual likelihood). Stops when the relative change of U over an outer iteration
+  is below `rtol`: the exact solution is never looked at.
+- ``"adam"``: the paper's schedule: joint Adam (lr 0.01) on U, the kernels and the log-precisions,
+  boundary weight `boundary_weight`; the same stopping rule, checked every `check_every` steps.
+
+Both record the history (wall time, relative PDE residual, change, and the error when the exact
+solution is known, for time-to-accuracy curves) in `Solution.info["history"]`.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, ClassVar
+
+import torch
+
+from ..models.gp_kernels import KERNEL_KINDS
+from ..models.gphm import GPHM, GPFactors, _along
+from ..pde.discretize import evaluate
+from ..pde.expressions import Expression, derivative_names
+from ..problems import PDEProblem
+from ..solution import Solution
+from ..status import Status
+from .base import Solver, SolverOptionError, register
+
+OPTIMIZERS = ("alternating", "adam")
+
+
+@dataclass
+class Collocation:
+    """A `PDEProblem` on the GP-HM collocation grid (boundary nodes included)."""
+
+    axes: list[torch.Tensor]  # collocation coordinates per axis
+    source: torch.Tensor  # f at every node, (*points,)
+    boundary: torch.Tensor  # bool mask of the boundary nodes, (*points,)
+    g: torch.Tensor  # Dirichlet data at the boundary nodes, (N_b,)
+    operator: Expression
+    alphas: dict[str, tuple[int, ...]]  # derivative name -> multi-index
+    coords: dict[str, torch.Tensor]  # broadcastable coordinates for the operator's expression
+    exact: torch.Tensor | None  # exact solution at every node
+
+    def operator_value(self, derivs: dict[str, torch.Tensor]) -> torch.Tensor:
+        value = self.operator(**derivs, **self.coords)
+        return torch.broadcast_to(torch.as_tensor(value, dtype=self.source.dtype), self.source.shape)
+
+
+def collocation(problem: PDEProblem) -> Collocation:
+    """The collocation set-up of `problem`; clear errors for what GP-HM does not support."""
+    grid = problem.grid
+    if any(bc != "dirichlet" for bc in grid.bc):
+        raise ValueError(f"gp-kron needs Dirichlet boundary data on every axis, got bc {grid.bc}")
+    names = grid.names
+    if problem.operator is not None:
+        text = problem.operator
+    else:
+        if not (isinstance(problem.a, (int, float)) and problem.a == 1):
+            raise ValueError("gp-kron supports a = 1 (give a variable-coefficient equation as operator=\"...\")")
+        text = "-(" + " + ".join(f"u_{n}{n}" for n in names) + ") + c*u"
+    table = derivative_names(names)
+    coef = {"c": problem.c} if problem.operator is None else {}
+    variables = ["u", *table, *names, *coef]
+    operator = Expression(text, variables, problem.constants)
+    operator = Expression(text, [v for v in variables if v in operator.names], problem.constants)
+    alphas = {name: table[name] for name in operator.names if name in table}
+    axes = [torch.linspace(lo, hi, n + 2, dtype=torch.float64) for lo, hi, n in zip(grid.lower, grid.upper, grid.points)]
+    mesh = grid.mesh(axes)
+    shape = tuple(n + 2 for n in grid.points)
+    for key in ("source", "boundary", "exact") + tuple(coef):
+        value = getattr(problem, key)
+        if isinstance(value, torch.Tensor):
+            raise TypeError(f"gp-kron evaluates {key} on its own collocation nodes: give a number, an expression "
+                            f"string or a callable, not a tensor")
+    field_args = (grid, mesh, shape)
+    source = evaluate(problem.source, *field_args, "source", problem.constants, torch.float64)
+    coords = dict(zip(names, mesh))
+    if coef:
+        coords["c"] = evaluate(problem.c, *field_args, "c", problem.constants, torch.float64)
+    boundary = torch.zeros(shape, dtype=torch.bool)
+    for d, n in enumerate(shape):
+        index = [slice(None)] * len(shape)
+        for i in (0, n - 1):
+            index[d] = i
+            boundary[tuple(index)] = True
+    g_full = evaluate(problem.boundary, *field_args, "boundary", problem.constants, torch.float64)
+    exact = None if problem.exact is None else evaluate(problem.exact, *field_args, "exact", problem.constants, torch.float64)
+    return Collocation(axes, source, boundary, g_full[boundary], operator, alphas, coords, exact)
+
+
+@register
+@dataclass
+class GPKron(Solver):
+    """GP-HM: spectral-mixture GP collocation on a Kronecker grid (high-frequency/multi-scale PDEs)."""
+
+    name: ClassVar[str] = "gp-kron"
+    accepts: ClassVar[tuple[type, ...]] = (PDEProblem,)
+
+    kernel: str = "student-t"
+    components: int = 30
+    max_frequency: float | list = 20.0
+    boundary_weight: float = 200.0
+    jitter: float = 1e-6
+    optimizer: str = "alternating"
+    maxiter: int = 100
+    kernel_steps: int = 20
+    rtol: float = 1e-5
+    lr: float = 0.01
+    check_every: int = 100
+    max_precision: float = 1e10
+    newton_steps: int = 3
+    test_points: int = 300
+    progress: bool = False
+
+    def __post_init__(self) -> None:
+        if self.kernel not in KERNEL_KINDS:
+            raise SolverOptionError(f"kernel must be one of {', '.join(KERNEL_KINDS)}, got {self.kernel!r}")
+        if self.optimizer not in OPTIMIZERS:
+            raise SolverOptionError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
+        for key in ("components", "maxiter", "kernel_steps", "check_every", "newton_steps", "test_points"):
+            value = getattr(self, key)
+            if not isinstance(value, int) or isinstance(value, bool) or value < (0 if key == "test_points" else 1):
+                raise SolverOptionError(f"{key} must be a positive integer, got {value!r}")
+        for key in ("boundary_weight", "jitter", "lr", "max_precision"):
+            value = getattr(self, key)
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or not (value > 0 and math.isfinite(value)):
+                raise SolverOptionError(f"{key} must be a positive number, got {value!r}")
+        if not isinstance(self.rtol, (int, float)) or not self.rtol >= 0:
+            raise SolverOptionError(f"rtol must be a number >= 0, got {self.rtol!r}")
+        freqs = self.max_frequency if isinstance(self.max_frequency, (list, tuple)) else [self.max_frequency]
+        if not freqs or any(not isinstance(f, (int, float)) or isinstance(f, bool) or not (f >= 0 and math.isfinite(f)) for f in freqs):
+            raise SolverOptionError(f"max_frequency must be a number >= 0 or one per axis, got {self.max_frequency!r}")
+
+    # ------------------------------------------------------------------------------------------
+    def solve(self, problem: PDEProblem) -> Solution:
+        setup = collocation(problem)
+        points = [t.numel() for t in setup.axes]
+        freqs = self.max_frequency if isinstance(self.max_frequency, (list, tuple)) else [self.max_frequency] * len(points)
+        if len(freqs) != len(points):
+            raise SolverOptionError(f"max_frequency gives {len(freqs)} values for a {len(points)}-D problem")
+        for d, (t, f) in enumerate(zip(setup.axes, freqs)):
+            nyquist = (t.numel() - 1) / (2 * float(t[-1] - t[0]))
+            if f > nyquist and self.kernel in ("student-t", "gaussian"):
+                raise SolverOptionError(f"max_frequency {f:g} on axis {problem.grid.names[d]} is above the grid's Nyquist "
+                                        f"frequency {nyquist:.4g}: refine the grid (problem.grid.points) or lower it")
+        model = GPHM([float(t[0]) for t in setup.axes], [float(t[-1]) for t in setup.axes], points, self.components,
+                     self.kernel, [float(f) for f in freqs], self.jitter)
+        run = _Run(self, model, setup)
+        status = run.alternating() if self.optimizer == "alternating" else run.adam()
+        return run.solution(problem, status)
+
+
+class _Run:
+    """One optimisation of the GP-HM log joint; keeps the history."""
+
+    def __init__(self, solver: GPKron, model: GPHM, setup: Collocation):
+        self.s, self.m, self.c = solver, model, setup
+        self.orders = [set() for _ in setup.axes]
+        for alpha in setup.alphas.values():
+            for j, r in enumerate(alpha):
+                self.orders[j].add(r)
+        self.U = torch.zeros_like(setup.source)
+        self._is_linear = False
+        self.tau, self.v = 1.0, 1.0
+        self.start = time.perf_counter()
+        self.history: dict[str, list[float]] = {"time": [], "residual": [], "change": []}
+        if setup.exact is not None:
+            self.history["rel_l2_error"] = []
+        self.f_norm = float(setup.source.norm()) or 1.0
+
+    # --- the pieces of the log joint -------------------------------------------------------------
+    def derivatives(self, U: torch.Tensor, F: GPFactors) -> dict[str, torch.Tensor]:
+        A = self.m.weights(U, F)
+        out = {name: self.m.derivative(U, A, F, alpha) for name, alpha in self.c.alphas.items()}
+        out["u"] = U
+        return out
+
+    def residual(self, U: torch.Tensor, F: GPFactors) -> torch.Tensor:
+        return self.c.operator_value(self.derivatives(U, F)) - self.c.source
+
+    def neg_log_joint(self, U, F, log_tau, log_v) -> torch.Tensor:
+        A = self.m.weights(U, F)
+        H = self.residual(U, F)
+        rb = U[self.c.boundary] - self.c.g
+        nb, nc = rb.numel(), H.numel()
+        boundary = 0.5 * nb * log_tau - 0.5 * log_tau.exp() * rb.pow(2).sum()
+        equation = 0.5 * nc * log_v - 0.5 * log_v.exp() * H.pow(2).sum()
+        return -(self.m.log_prior(U, A, F) + self.s.boundary_weight * boundary + equation)
+
+    # --- the U block ------------------------------------------------------------------------------
+    def linearize(self, U: torch.Tensor, F: GPFactors) -> tuple[torch.Tensor, Callable, Callable]:
+        """H(U) and the Jacobian J of the residual as (J v, Jᵀ w) closures."""
+        derivs = {k: v.detach().requires_grad_(True) for k, v in self.derivatives(U, F).items()}
+        value = self.c.operator_value(derivs)
+        grads = torch.autograd.grad(value.sum(), list(derivs.values()), allow_unused=True)
+        coef = {k: (g if g is not None else torch.zeros_like(U)) for k, g in zip(derivs, grads)}
+        H = value.detach() - self.c.source
+
+        def maps(w: torch.Tensor) -> dict[str, torch.Tensor]:
+            A = self.m.weights(w, F)
+            return {name: self.m.derivative(w, A, F, alpha) for name, alpha in self.c.alphas.items()}
+
+        def J(w: torch.Tensor) -> torch.Tensor:
+            d = maps(w)
+            return coef["u"] * w + sum(coef[k] * d[k] for k in d)
+
+        def JT(w: torch.Tensor) -> torch.Tensor:
+            # D_alpha applies C_j^{(r)} C_j^{-1} along each axis j with r = alpha_j > 0; its transpose C_j^{-1} C_j^{(r)T}.
+            out = coef["u"] * w
+            for name, alpha in self.c.alphas.items():
+                y = coef[name] * w
+                for j, r in enumerate(alpha):
+                    if r:
+                        K, L = F.matrices[j][r], F.cholesky[j]
+                        y = _along(y, y.ndim - self.m.ndim + j, lambda t, K=K, L=L: torch.cholesky_solve(K.mT @ t, L))
+                out = out + y
+            return out
+
+        return H, J, JT
+
+    def collocate(self, F: GPFactors) -> None:
+        r"""The U block in its :math:`\tau_1, \tau_2 \to \infty` limit (boundary and PDE as constraints).
+
+        U takes the boundary data exactly and satisfies the PDE at the interior nodes (N equations,
+        N unknowns). Newton steps; each linear system is solved by GMRES, preconditioned by the exact
+        inverse of the Kronecker-sum part of the Jacobian with its coefficients averaged over the grid,
+        :math:`\sum_j \bar c_j\, (C_j^{(r)} C_j^{-1})_{\mathrm{int}}` along axis j, applied through one
+        eigendecomposition per axis in O(N Σ n_j). For a constant-coefficient operator without mixed
+        derivatives (Poisson, advection) the preconditioner is the exact inverse.
+        """
+        from ..linalg import gmres
+
+        c, m = self.c, self.m
+        inner = tuple(slice(1, -1) for _ in c.axes)
+        U = self.U.clone()
+        U[c.boundary] = c.g
+        maps = [{r: torch.cholesky_solve(F.matrices[j][r].mT, F.cholesky[j]).mT[1:-1, 1:-1] for r in self.orders[j] if r}
+                for j in range(m.ndim)]
+        for _ in range(self.s.newton_steps):
+            H, J, _ = self.linearize(U, F)
+            coef = self._coefficients(U, F)
+            solve_sum = _kronecker_sum_inverse(maps, c.alphas, coef, U.dtype)
+
+            def jacobian(d: torch.Tensor) -> torch.Tensor:
+                full = torch.zeros(*d.shape[: d.ndim - m.ndim], *U.shape, dtype=d.dtype)
+                full[(..., *inner)] = d
+                return J(full)[(..., *inner)]
+
+            rhs = -H[inner]
+            result = gmres(jacobian, rhs, M=solve_sum, rtol=1e-10, restart=40, maxiter=400)
+            U[inner] = U[inner] + result.x
+            if self._is_linear or float(result.x.norm()) <= 1e-12 * float(U.norm()):
+                break
+        # The square collocation system leaves the directions the kernel rules out (those only the
+        # jitter allows) undetermined; the prior would remove them: keep the posterior mean.
+        self.U = self.m.smooth(U, F)
+
+    def _coefficients(self, U: torch.Tensor, F: GPFactors) -> dict[str, float]:
+        r"""Grid averages of the Jacobian's coefficients, :math:`\partial\mathcal{L}/\partial(\partial^\alpha u)`."""
+        derivs = {k: v.detach().requires_grad_(True) for k, v in self.derivatives(U, F).items()}
+        grads = torch.autograd.grad(self.c.operator_value(derivs).sum(), list(derivs.values()), allow_unused=True)
+        return {k: (0.0 if g is None else float(g.mean())) for k, g in zip(derivs, grads)}
+
+    # --- optimisers -------------------------------------------------------------------------------
+    def alternating(self) -> Status:
+        params = list(self.m.kernels.parameters())
+        self._is_linear = self._check_linear()
+        for it in range(self.s.maxiter):
+            previous = self.U.clone()
+            with torch.no_grad():
+                F = self.m.factors(self.orders)
+            self.collocate(F)
+            with torch.no_grad():
+                H = self.residual(self.U, F)
+                rb = self.U[self.c.boundary] - self.c.g
+                cap = self.s.max_precision
+                self.tau = min(rb.numel() / max(float(rb.pow(2).sum()), 1e-300), cap)
+                self.v = min(H.numel() / max(float(H.pow(2).sum()), 1e-300), cap)
+            moved = self._kernel_steps(params)
+            change = float((self.U - previous).norm() / max(float(self.U.norm()), 1e-300))
+            self._record(H, change)
+            if not math.isfinite(change) or not torch.isfinite(self.U).all():
+                return Status.NONFINITE
+            if change <= self.s.rtol and moved:
+                return Status.SUCCESS
+        return Status.MAX_ITERATIONS
+
+    def _kernel_steps(self, params: list[torch.nn.Parameter]) -> bool:
+        """L-BFGS on the kernel parameters with U and the precisions fixed; False if no step was taken.
+
+        A line-search trial can make a kernel matrix numerically indefinite; the step is then undone
+        and replaced by small Adam steps (lr `lr`), each kept only if the factorisation succeeds.
+        """
+        U, v = self.U, self.v
+
+        def objective() -> torch.Tensor:
+            F = self.m.factors(self.orders)
+            A = self.m.weights(U, F)
+            H = self.c.operator_value({**{n: self.m.derivative(U, A, F, a) for n, a in self.c.alphas.items()}, "u": U})
+            return -self.m.log_prior(U, A, F) + 0.5 * v * (H - self.c.source).pow(2).sum()
+
+        saved = [p.detach().clone() for p in params]
+
+        def restore() -> None:
+            with torch.no_grad():
+                for p, old in zip(params, saved):
+                    p.copy_(old)
+
+        opt = torch.optim.LBFGS(params, lr=1, max_iter=self.s.kernel_steps, history_size=20, line_search_fn="strong_wolfe")
+
+        def closure() -> torch.Tensor:
+            opt.zero_grad()
+            loss = objective()
+            loss.backward()
+            return loss
+
+        try:
+            opt.step(closure)
+            if all(bool(torch.isfinite(p).all()) for p in params):
+                return True
+        except torch.linalg.LinAlgError:
+            pass
+        restore()
+        adam = torch.optim.Adam(params, lr=self.s.lr)
+        moved = False
+        for _ in range(self.s.kernel_steps):
+            kept = [p.detach().clone() for p in params]
+            try:
+                adam.zero_grad()
+                objective().backward()
+                adam.step()
+                self.m.factors(self.orders)
+                moved = True
+            except torch.linalg.LinAlgError:
+                with torch.no_grad():
+                    for p, old in zip(params, kept):
+                        p.copy_(old)
+                break
+        return moved
+
+    def _check_linear(self) -> bool:
+        """Whether the operator is linear in u and its derivatives (then one U solve is exact)."""
+        U1 = torch.randn(self.c.source.shape, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+        derivs = {k: U1 * (i + 1.0) for i, k in enumerate(["u", *self.c.alphas])}
+        zero = {k: torch.zeros_like(U1) for k in derivs}
+        base = self.c.operator_value(zero)
+        a = self.c.operator_value(derivs) - base
+        b = self.c.operator_value({k: 2 * t for k, t in derivs.items()}) - base
+        return bool(torch.allclose(b, 2 * a, rtol=1e-9, atol=1e-9 * float(a.abs().max() + 1)))
+
+    def adam(self) -> Status:
+        m = self.m
+        u = torch.nn.Parameter(self.U.clone())
+        log_tau = torch.nn.Parameter(torch.zeros((), dtype=torch.float64))
+        log_v = torch.nn.Parameter(torch.zeros((), dtype=torch.float64))
+        opt = torch.optim.Adam([u, log_tau, log_v, *m.kernels.parameters()], lr=self.s.lr)
+        previous = self.U.clone()
+        for step in range(1, self.s.maxiter + 1):
+            opt.zero_grad()
+            F = m.factors(self.orders)
+            loss = self.neg_log_joint(u, F, log_tau, log_v)
+            if not torch.isfinite(loss):
+                return Status.NONFINITE
+            loss.backward()
+            opt.step()
+            if step % self.s.check_every == 0 or step == self.s.maxiter:
+                self.U = u.detach().clone()
+                self.tau, self.v = float(log_tau.detach().exp()), float(log_v.detach().exp())
+                with torch.no_grad():
+                    H = self.residual(self.U, m.factors(self.orders))
+                change = float((self.U - previous).norm() / max(float(self.U.norm()), 1e-300))
+                previous = self.U.clone()
+                self._record(H, change)
+                if change <= self.s.rtol:
+                    return Status.SUCCESS
+        return Status.MAX_ITERATIONS
+
+    # --- bookkeeping ------------------------------------------------------------------------------
+    def _record(self, H: torch.Tensor, change: float) -> None:
+        h = self.history
+        h["time"].append(time.perf_counter() - self.start)
+        h["residual"].append(float(H.norm()) / self.f_norm)
+        h["change"].append(change)
+        if self.c.exact is not None:
+            h["rel_l2_error"].append(float((self.U - self.c.exact).norm() / self.c.exact.norm()))
+        if self.s.progress:
+            extra = f", error {h['rel_l2_error'][-1]:.3e}" if "rel_l2_error" in h else ""
+            print(f"gp-kron {len(h['time']):5d}: residual {h['residual'][-1]:.3e}, change {change:.3e}{extra}, "
+                  f"{h['time'][-1]:.1f} s", flush=True)
+
+    def solution(self, problem: PDEProblem, status: Status) -> Solution:
+        m, c = self.m, self.c
+        with torch.no_grad():
+            m.u.copy_(self.U)
+        interior = tuple(slice(1, -1) for _ in c.axes)
+        x = self.U[interior].to(problem.dtype)
+        grid = problem.grid
+        exact = None if c.exact is None else c.exact[interior].to(problem.dtype)
+        residuals = torch.tensor(self.history["residual"] or [float("nan")], dtype=torch.float64)
+        info: dict[str, Any] = {
+            "reason": status.message,
+            "relative_residual": residuals[-1].item(),
+            "boundary_error": float((self.U[c.boundary] - c.g).abs().max()),
+            "precisions": {"boundary": self.tau, "equation": self.v},
+            "operator": c.operator.text,
+            "collocation_points": [t.numel() for t in c.axes],
+            "spectrum": [{"frequency": k.spectrum()[0].tolist(), "weight": k.spectrum()[1].tolist()} for k in m.kernels],
+            "history": self.history,
+        }
+        if c.exact is not None and self.s.test_points and problem.exact is not None:
+            axes = [torch.linspace(float(t[0]), float(t[-1]), self.s.test_points, dtype=torch.float64) for t in c.axes]
+            pred = m.predict(axes)
+            ref = evaluate(problem.exact, grid, grid.mesh(axes), tuple(t.numel() for t in axes), "exact",
+                           problem.constants, torch.float64)
+            info["test_rel_l2_error"] = float((pred - ref).norm() / ref.norm())
+        stats = {"status": torch.tensor(int(status)), "iterations": torch.tensor(len(self.history["time"]))}
+        return Solution(x, residuals, stats, info, coords=grid.coords(problem.dtype), exact=exact, variable="u", model=m)
+
+
+
+def _kronecker_sum_inverse(maps: list[dict[int, torch.Tensor]], alphas: dict[str, tuple[int, ...]],
+                           coef: dict[str, float], dtype: torch.dtype) -> Callable[[torch.Tensor], torch.Tensor]:
+    r"""The inverse of :math:`\bar c_u I + \sum_j A_j` (A_j along axis j), by one eigendecomposition per axis.
+
+    :math:`A_j = \sum_r \bar c_{r e_j} D_j^{(r)}`; terms with mixed derivatives are left out.
+    """
+    ndim = len(maps)
+    vecs, vals = [], []
+    for j in range(ndim):
+        n = next(iter(maps[j].values())).shape[0] if maps[j] else None
+        A = None
+        for name, alpha in alphas.items():
+            if sum(1 for a in alpha if a) == 1 and alpha[j]:
+                term = coef[name] * maps[j][alpha[j]]
+                A = term if A is None else A + term
+        if A is None:
+            vecs.append(None)
+            vals.append(None)
+            continue
+        lam, V = torch.linalg.eig(A)
+        vecs.append((V, torch.linalg.inv(V)))
+        vals.append(lam)
+        del n
+    spectrum = torch.tensor(coef.get("u", 0.0), dtype=torch.complex128)
+    for j, lam in enumerate(vals):
+        if lam is not None:
+            shape = [1] * ndim
+            shape[j] = lam.numel()
+            spectrum = spectrum + lam.reshape(shape)
+
+    def apply(x: torch.Tensor) -> torch.Tensor:
+        y = x.to(torch.complex128)
+        for j, pair in enumerate(vecs):
+            if pair is not None:
+                y = _along(y, y.ndim - ndim + j, lambda t, Vi=pair[1]: Vi @ t)
+        y = y / spectrum
+        for j, pair in enumerate(vecs):
+            if pair is not None:
+                y = _along(y, y.ndim - ndim + j, lambda t, V=pair[0]: V @ t)
+        return y.real.to(dtype)
+
+    return apply
