@@ -127,13 +127,17 @@ def _dct1(x: torch.Tensor, scale: float, pre: float, post: float) -> torch.Tenso
     return y
 
 
-def _dst1(x: torch.Tensor, scale: float) -> torch.Tensor:
+def _dst1(x: torch.Tensor, scale: float, out: torch.Tensor | None = None) -> torch.Tensor:
     # Odd extension of period 2(N+1): with U = rfft(x zero-padded to 2(N+1)),
     # y_{k-1} = -2 Im(e^{-i pi k/(N+1)} U_k) = 2 sin(theta_k) Re U_k - 2 cos(theta_k) Im U_k.
+    # `x` may be strided (e.g. a block of columns): the zero padding gathers it. `out`: where to write.
     n = x.shape[-1]
     U = torch.view_as_real(torch.fft.rfft(x, n=2 * n + 2, dim=-1)[..., 1:n + 1])
     t = _table("dst1_twiddle", n, x.dtype, x.device, scale)
-    return torch.addcmul(U[..., 0] * t[0], U[..., 1], t[1])
+    if out is None:
+        return torch.addcmul(U[..., 0] * t[0], U[..., 1], t[1])
+    torch.mul(U[..., 0], t[0], out=out)
+    return out.addcmul_(U[..., 1], t[1])
 
 
 def _dct2(x: torch.Tensor, scale: float, post: float, sine: bool = False) -> torch.Tensor:
@@ -181,17 +185,31 @@ def _dct4(x: torch.Tensor, scale: float, sine: bool = False) -> torch.Tensor:
 _BLOCK_BYTES = 1 << 20
 
 
-def _blocked(kernel: Any, x: torch.Tensor) -> torch.Tensor:
-    """`kernel(x)` for a length-preserving last-dim kernel, by blocks of rows on the CPU."""
+def _blocked(kernel: Any, x: torch.Tensor, into: bool = False, out: torch.Tensor | None = None) -> torch.Tensor:
+    """`kernel(x)` for a length-preserving last-dim kernel, by blocks of rows on the CPU.
+
+    The result is contiguous. `x` may be strided (a transposed view): when its rows can be viewed
+    as one `(rows, n)` matrix, the blocks are read from it directly, so that a transform along a
+    non-last axis costs no separate transposing copy. `into`: the kernel takes `out=` and writes
+    each block into the result (no copy of the block). `out`: an optional contiguous buffer of
+    `x.numel()` entries for the result (it may be `x` itself when `x` is contiguous: every block is
+    read, by the kernel's padded copy, before it is written); a fresh large allocation costs page
+    faults on the CPU."""
     n = x.shape[-1]
     rows = x.numel() // n if n else 0
     block = max(1, _BLOCK_BYTES // (x.element_size() * 2 * (n + 2)))
     if x.device.type != "cpu" or rows <= 2 * block:
-        return kernel(x)
-    flat = x.reshape(rows, n)
-    out = x.new_empty(rows, n)
+        return kernel(x).contiguous()
+    try:
+        flat = x.view(rows, n)
+    except RuntimeError:
+        flat = x.reshape(rows, n)
+    out = x.new_empty(rows, n) if out is None else out.view(rows, n)
     for start in range(0, rows, block):
-        out[start:start + block] = kernel(flat[start:start + block])
+        if into:
+            kernel(flat[start:start + block], out=out[start:start + block])
+        else:
+            out[start:start + block] = kernel(flat[start:start + block])
     return out.reshape(x.shape)
 
 
@@ -225,6 +243,7 @@ def _r2r(x: torch.Tensor, type: int, dim: int, norm: Any, orthogonalize: Any, fo
     scale = (1.0, 1.0 / math.sqrt(length), 1.0 / length)[inorm]
     pre, post = (_SQRT2, 1.0 / _SQRT2) if ortho else (1.0, 1.0)
 
+    into = kind == 1 and sine
     if kind == 1 and sine:
         kernel = functools.partial(_dst1, scale=scale)
     elif kind == 1:
@@ -235,7 +254,7 @@ def _r2r(x: torch.Tensor, type: int, dim: int, norm: Any, orthogonalize: Any, fo
         kernel = functools.partial(_dct3, scale=scale, pre=pre, sine=sine)
     else:
         kernel = functools.partial(_dct4, scale=scale, sine=sine)
-    return _blocked(kernel, x.movedim(axis, -1)).movedim(-1, axis)
+    return _blocked(kernel, x.movedim(axis, -1), into).movedim(-1, axis)
 
 
 _TRANSFORM_DOC = r"""

@@ -186,31 +186,49 @@ def _poisson_multiplier(grid: tuple[int, ...], spacing: tuple[float, ...], bcs: 
 
 
 def _poisson_apply(f: torch.Tensor, bcs: tuple[str, ...], inv: torch.Tensor) -> torch.Tensor:
-    """Solve with a multiplier from `_poisson_multiplier` (built with complex_path = f or shift complex)."""
+    """Solve with a multiplier from `_poisson_multiplier` (built with complex_path = f or shift complex).
+
+    The real-to-real transforms run along the last dimension of a contiguous array: a transform
+    along another axis reads that axis as the rows of a transposed view (the reads gather it, see
+    `_blocked`) and leaves its result with that axis last. The data are never transposed by a
+    separate copy: for two Dirichlet/Neumann axes the forward pass ends in transposed layout, the
+    multiplier is applied there (a transposed view of it), and the inverse pass, taking the axes in
+    the reverse order, ends back in the original layout."""
     D = len(bcs)
-    axes = [f.ndim - D + d for d in range(D)]
+    lead = f.ndim - D
+    axes = [lead + d for d in range(D)]
     periodic = [a for a, b in zip(axes, bcs) if b == "periodic"]
     forward = {"dirichlet": _dst1_raw, "neumann": _dct2_raw}
     inverse = {"dirichlet": _dst1_raw, "neumann": _dct3_raw}
+    order = list(range(f.ndim))     # g's dimension i holds original axis order[i]
     g = f
-    for a, b in zip(axes, bcs):
-        if b != "periodic":
-            g = _r2r_raw(g, a, forward[b])
+    r2r = [(a, b) for a, b in zip(axes, bcs) if b != "periodic"]
+    spare = None                    # a buffer of ours that is free again (saves fresh allocations)
+    for a, b in reversed(r2r):      # the last axis first: no transposition for it
+        prev = g
+        g, order = _r2r_raw(g, order, a, forward[b], b == "dirichlet", spare)
+        spare = prev if prev is not f and prev.is_contiguous() and not prev.is_complex() else None
+    if periodic:  # the FFTs run in the original layout
+        g = g.permute([order.index(i) for i in range(f.ndim)])
+        order = list(range(f.ndim))
     complex_path = g.is_complex() or inv.is_complex()
     if periodic:
         g = torch.fft.fftn(g, dim=periodic) if complex_path else torch.fft.rfftn(g, dim=periodic)
-    g = g * inv
+    mult = inv.reshape((1,) * lead + tuple(inv.shape)).permute(order) if inv.ndim == D else inv
+    g = g.mul_(mult) if (g.dtype == torch.result_type(g, mult) and g is not f
+                        and torch.broadcast_shapes(g.shape, mult.shape) == g.shape) else g * mult
     if periodic:
         s = [f.shape[a] for a in periodic]
         g = torch.fft.ifftn(g, dim=periodic) if complex_path else torch.fft.irfftn(g, s=s, dim=periodic)
-    for a, b in zip(axes, bcs):
-        if b != "periodic":
-            g = _r2r_raw(g, a, inverse[b])
-    return g
+    for a, b in r2r:                # the reverse order: ends in the original layout
+        prev = g
+        g, order = _r2r_raw(g, order, a, inverse[b], b == "dirichlet", spare)
+        spare = prev if prev is not f and prev.is_contiguous() and not prev.is_complex() else None
+    return g.permute([order.index(i) for i in range(f.ndim)])
 
 
-def _dst1_raw(t: torch.Tensor) -> torch.Tensor:
-    return _dst1(t, 1.0)
+def _dst1_raw(t: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+    return _dst1(t, 1.0, out=out)
 
 
 def _dct2_raw(t: torch.Tensor) -> torch.Tensor:
@@ -221,11 +239,22 @@ def _dct3_raw(t: torch.Tensor) -> torch.Tensor:
     return _dct3(t, 1.0, 1.0)
 
 
-def _r2r_raw(x: torch.Tensor, axis: int, kernel: Any) -> torch.Tensor:
-    """Apply a last-dim real kernel along `axis`; complex tensors part by part."""
+def _r2r_raw(x: torch.Tensor, order: list, axis: int, kernel: Any, into: bool,
+             spare: torch.Tensor | None = None) -> tuple[torch.Tensor, list]:
+    """Apply a last-dim real kernel along original axis `axis` of `x`, whose dimension i holds
+    original axis `order[i]`; complex tensors part by part. Returns the (contiguous) result with
+    that axis last, and its order. `spare`: a free contiguous buffer for the result, used when it
+    fits (see `_blocked`)."""
     if x.is_complex():
-        return torch.complex(_r2r_raw(x.real, axis, kernel), _r2r_raw(x.imag, axis, kernel))
-    return _blocked(kernel, x.movedim(axis, -1)).movedim(-1, axis)
+        re, new = _r2r_raw(x.real, order, axis, kernel, into)
+        im, _ = _r2r_raw(x.imag, order, axis, kernel, into)
+        return torch.complex(re, im), new
+    i = order.index(axis)
+    new = order[:i] + order[i + 1:] + [axis]
+    if not (into and spare is not None and spare.numel() == x.numel() and spare.dtype == x.dtype
+            and spare.device == x.device and spare.is_contiguous()):
+        spare = None
+    return _blocked(kernel, x.movedim(i, -1), into, spare), new
 
 
 def poisson_solve(f: torch.Tensor, spacing: Any = 1.0, bc: Any = "dirichlet", shift: Any = 0.0, *,
@@ -284,5 +313,67 @@ def poisson_solve(f: torch.Tensor, spacing: Any = 1.0, bc: Any = "dirichlet", sh
     if any(n < 1 for n in grid):
         raise ValueError(f"f has an empty grid {grid}")
     complex_path = f.is_complex() or isinstance(sigma, complex)
+    if _use_facr(f, grid, bcs, sigma, complex_path):
+        _check_nonsingular(poisson_eigenvalues(grid, hs, bcs), sigma)
+        return _facr_solve(f, hs, bcs, float(sigma))
     inv = _poisson_multiplier(grid, hs, bcs, sigma, complex_path, f.dtype, f.device)
     return _poisson_apply(f, bcs, inv)
+
+
+# ================================================================================================
+# FACR(0) for large 2-D grids on the CPU: transform along x only, tridiagonal solves along y
+# ================================================================================================
+# A 2-D solve by transforms takes 4 real-to-real transforms; this takes 2 and replaces the other
+# pair by one tridiagonal (Thomas) solve per x-mode, all modes at once (Hockney's "Fourier analysis"
+# method). A Thomas sweep is 2 n_y in-place row updates, far cheaper than two transforms whose FFT
+# length is awkward (DST-I of n is an FFT of 2(n+1): 2050 = 2 * 5^2 * 41 for n = 1024). Thomas on
+# the modes whose 1-D system is ill-conditioned (the lowest x-modes, small h_y^2 mu) would lose
+# digits (cond * eps), so those few modes still go through the exact DST-I along y.
+_FACR_MIN_POINTS = 256 * 256   # smaller grids: the transforms are cheap, Python-level sweeps are not
+_FACR_TAU = 0.05               # modes with h_y^2 mu < tau (1-D condition number > ~80) use DST-I along y
+
+
+def _use_facr(f: torch.Tensor, grid: tuple[int, ...], bcs: tuple[str, ...], sigma: Any, complex_path: bool) -> bool:
+    return (f.device.type == "cpu" and not complex_path and len(grid) == 2 and bcs[0] == "dirichlet"
+            and bcs[1] != "periodic" and sigma >= 0 and grid[0] >= 64 and math.prod(grid) >= _FACR_MIN_POINTS)
+
+
+@functools.lru_cache(maxsize=8)
+def _facr_tables(ny: int, nx: int, hy: float, hx: float, bcx: str, sigma: float, dtype: torch.dtype):
+    """(m, Minv, scaled Minv, low): Minv (ny, nx - m) the reciprocal Thomas pivots of
+    tridiag(-1, 2 + hy^2 mu_i, -1) for the modes i >= m; scaled Minv = Minv hy^2 / norm_x (the
+    right-hand side scaling, with the x-transform pair's factor); low (m, ny) the DST-I divisor
+    2(ny+1) norm_x (lambda_y + mu_i) of the m ill-conditioned modes."""
+    lam_y, lam_x = poisson_eigenvalues((ny, nx), (hy, hx), ("dirichlet", bcx))
+    mu = lam_x.flatten() + sigma                          # ascending (DST-I and DCT-II order)
+    m = int((hy * hy * mu < _FACR_TAU).sum())
+    d = 2.0 + hy * hy * mu[m:]
+    piv = torch.empty(ny, nx - m, dtype=torch.float64)
+    piv[0] = d
+    for j in range(1, ny):
+        piv[j] = d - 1.0 / piv[j - 1]
+    norm_x = 2 * (nx + 1) if bcx == "dirichlet" else 2 * nx   # the x-transform pair's factor, folded in
+    low = (2.0 * (ny + 1) * norm_x) * (lam_y.flatten()[None, :] + mu[:m, None])
+    Minv = piv.reciprocal_()
+    return m, Minv.to(dtype), (Minv * (hy * hy / norm_x)).to(dtype), low.to(dtype)
+
+
+def _facr_solve(f: torch.Tensor, spacing: tuple[float, ...], bcs: tuple[str, ...], sigma: float) -> torch.Tensor:
+    ny, nx = f.shape[-2:]
+    hy, hx = spacing
+    forward, inverse = (_dst1_raw, _dst1_raw) if bcs[1] == "dirichlet" else (_dct2_raw, _dct3_raw)
+    into = bcs[1] == "dirichlet"
+    m, Minv, Minv_scaled, low = _facr_tables(ny, nx, hy, hx, bcs[1], sigma, f.dtype)
+    g = _blocked(forward, f, into)                       # x-modes, (..., ny, nx), a fresh tensor
+    if m:  # the ill-conditioned modes: exact, by DST-I along y (g[..., :, :m] read as rows of its transpose)
+        lo = _blocked(_dst1_raw, g[..., :, :m].transpose(-1, -2), True)
+        lo.div_(low)
+        g[..., :, :m] = _blocked(_dst1_raw, lo, True).transpose(-1, -2)
+    z = g[..., :, m:]
+    z.mul_(Minv_scaled)                                   # z_j = Minv_j r_j + Minv_j z_{j-1}, r = hy^2 g / norm_x
+    rows, piv = z.unbind(-2), Minv.unbind(0)              # the views made once: one kernel per step
+    for j in range(1, ny):
+        rows[j].addcmul_(piv[j], rows[j - 1])
+    for j in range(ny - 2, -1, -1):                       # u_j = z_j + Minv_j u_{j+1}
+        rows[j].addcmul_(piv[j], rows[j + 1])
+    return _blocked(inverse, g, into, g if into else None)  # in place: every block is read before written
