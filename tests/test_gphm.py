@@ -83,11 +83,10 @@ def test_derivative_maps_match_dense_kronecker():
     with torch.no_grad():
         F = m.factors([{1, 2}, {1, 2}])
         U = m.u
-        A = m.weights(U, F)
         C = _dense(m, (0, 0))
         for alpha in [(2, 0), (0, 2), (1, 1), (2, 1)]:
             want = _dense(m, alpha) @ torch.linalg.solve(C, U.reshape(-1))
-            got = m.derivative(U, A, F, alpha).reshape(-1)
+            got = m.derivative(U, F, alpha).reshape(-1)
             assert torch.allclose(got, want, rtol=1e-8, atol=1e-8 * float(want.abs().max())), alpha
         # The posterior mean at the nodes reproduces U up to the jitter's effect.
         assert torch.allclose(m.predict([m.nodes(0), m.nodes(1)]), m.smooth(U, F), atol=1e-10)

@@ -126,13 +126,17 @@ class GPHM(nn.Module):
             U = _along(U, U.ndim - self.ndim + j, lambda m, L=L: L @ m)
         return U
 
-    def derivative(self, U: torch.Tensor, A: torch.Tensor, factors: GPFactors, alpha: Sequence[int]) -> torch.Tensor:
-        r""":math:`\partial^\alpha U = (\otimes_j C_j^{(\alpha_j)})\, A` at the grid, A = `weights(U)`."""
-        if not any(alpha):
-            return U
-        out = A
+    def derivative(self, U: torch.Tensor, factors: GPFactors, alpha: Sequence[int]) -> torch.Tensor:
+        r""":math:`\partial^\alpha U`: the map :math:`C_j^{(r)} C_j^{-1}` along every axis j with :math:`r = \alpha_j > 0`.
+
+        Equal to :math:`(\otimes_j C_j^{(\alpha_j)})\, C^{-1} U` (the GP's derivative at the nodes); the
+        axes without a derivative are left alone rather than multiplied by :math:`C_j C_j^{-1}`.
+        """
+        out = U
         for j, r in enumerate(alpha):
-            out = _along(out, out.ndim - self.ndim + j, lambda m, K=factors.matrices[j][r]: K @ m)
+            if r:
+                K, L = factors.matrices[j][r], factors.cholesky[j]
+                out = _along(out, out.ndim - self.ndim + j, lambda m, K=K, L=L: K @ torch.cholesky_solve(m, L))
         return out
 
     def log_prior(self, U: torch.Tensor, A: torch.Tensor, factors: GPFactors) -> torch.Tensor:

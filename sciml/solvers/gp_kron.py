@@ -183,6 +183,7 @@ class _Run:
         self.U = torch.zeros_like(setup.source)
         self._is_linear = False
         self.iterations = 0  # outer rounds (alternating) or Adam steps
+        self.reason: str | None = None
         self.tau, self.v = 1.0, 1.0
         self.start = time.perf_counter()
         self.history: dict[str, list[float]] = {"time": [], "residual": [], "change": []}
@@ -192,8 +193,7 @@ class _Run:
 
     # --- the pieces of the log joint -------------------------------------------------------------
     def derivatives(self, U: torch.Tensor, F: GPFactors) -> dict[str, torch.Tensor]:
-        A = self.m.weights(U, F)
-        out = {name: self.m.derivative(U, A, F, alpha) for name, alpha in self.c.alphas.items()}
+        out = {name: self.m.derivative(U, F, alpha) for name, alpha in self.c.alphas.items()}
         out["u"] = U
         return out
 
@@ -219,8 +219,7 @@ class _Run:
         H = value.detach() - self.c.source
 
         def maps(w: torch.Tensor) -> dict[str, torch.Tensor]:
-            A = self.m.weights(w, F)
-            return {name: self.m.derivative(w, A, F, alpha) for name, alpha in self.c.alphas.items()}
+            return {name: self.m.derivative(w, F, alpha) for name, alpha in self.c.alphas.items()}
 
         def J(w: torch.Tensor) -> torch.Tensor:
             d = maps(w)
@@ -240,7 +239,7 @@ class _Run:
 
         return H, J, JT
 
-    def collocate(self, F: GPFactors) -> None:
+    def collocate(self, F: GPFactors) -> bool:
         r"""The U block in its :math:`\tau_1, \tau_2 \to \infty` limit (boundary and PDE as constraints).
 
         U takes the boundary data exactly and satisfies the PDE at the interior nodes (N equations,
@@ -248,7 +247,9 @@ class _Run:
         inverse of the Kronecker-sum part of the Jacobian with its coefficients averaged over the grid,
         :math:`\sum_j \bar c_j\, (C_j^{(r)} C_j^{-1})_{\mathrm{int}}` along axis j, applied through one
         eigendecomposition per axis in O(N Σ n_j). For a constant-coefficient operator without mixed
-        derivatives (Poisson, advection) the preconditioner is the exact inverse.
+        derivatives (Poisson, advection) the preconditioner is the exact inverse. Returns False (and
+        leaves U as it was) when GMRES cannot solve the system to 1e-6: the collocation system is then
+        numerically singular for the current kernels.
         """
         from ..linalg import gmres
 
@@ -269,13 +270,16 @@ class _Run:
                 return J(full)[(..., *inner)]
 
             rhs = -H[inner]
-            result = gmres(jacobian, rhs, M=solve_sum, rtol=1e-10, restart=40, maxiter=400)
+            result = gmres(jacobian, rhs, M=solve_sum, rtol=1e-9, restart=40, maxiter=200)
+            if not float(result.info["residual_norm"]) <= 1e-6 * max(float(rhs.norm()), 1e-300):
+                return False
             U[inner] = U[inner] + result.x
             if self._is_linear or float(result.x.norm()) <= 1e-12 * float(U.norm()):
                 break
         # The square collocation system leaves the directions the kernel rules out (those only the
         # jitter allows) undetermined; the prior would remove them: keep the posterior mean.
         self.U = self.m.smooth(U, F)
+        return True
 
     def _coefficients(self, U: torch.Tensor, F: GPFactors) -> dict[str, float]:
         r"""Grid averages of the Jacobian's coefficients, :math:`\partial\mathcal{L}/\partial(\partial^\alpha u)`."""
@@ -291,7 +295,10 @@ class _Run:
             previous = self.U.clone()
             with torch.no_grad():
                 F = self.m.factors(self.orders)
-            self.collocate(F)
+            if not self.collocate(F):
+                self.reason = ("the collocation system is numerically singular for the learned kernels (GMRES did "
+                               "not converge); the solution of the last completed round is returned")
+                return Status.BREAKDOWN
             with torch.no_grad():
                 H = self.residual(self.U, F)
                 rb = self.U[self.c.boundary] - self.c.g
@@ -319,7 +326,7 @@ class _Run:
         def objective() -> torch.Tensor:
             F = self.m.factors(self.orders)
             A = self.m.weights(U, F)
-            H = self.c.operator_value({**{n: self.m.derivative(U, A, F, a) for n, a in self.c.alphas.items()}, "u": U})
+            H = self.c.operator_value({**{n: self.m.derivative(U, F, a) for n, a in self.c.alphas.items()}, "u": U})
             return -self.m.log_prior(U, A, F) + 0.5 * v * (H - self.c.source).pow(2).sum()
 
         saved = [p.detach().clone() for p in params]
@@ -422,7 +429,7 @@ class _Run:
         exact = None if c.exact is None else c.exact[interior].to(problem.dtype)
         residuals = torch.tensor(self.history["residual"] or [float("nan")], dtype=torch.float64)
         info: dict[str, Any] = {
-            "reason": status.message,
+            "reason": self.reason or status.message,
             "relative_residual": residuals[-1].item(),
             "boundary_error": float((self.U[c.boundary] - c.g).abs().max()),
             "precisions": {"boundary": self.tau, "equation": self.v},
@@ -445,43 +452,53 @@ class _Run:
 
 def _kronecker_sum_inverse(maps: list[dict[int, torch.Tensor]], alphas: dict[str, tuple[int, ...]],
                            coef: dict[str, float], dtype: torch.dtype) -> Callable[[torch.Tensor], torch.Tensor]:
-    r"""The inverse of :math:`\bar c_u I + \sum_j A_j` (A_j along axis j), by one eigendecomposition per axis.
+    r"""The inverse of :math:`\bar c_u I + \sum_j A_j` (A_j along axis j), :math:`A_j = \sum_r \bar c_{r e_j} D_j^{(r)}`.
 
-    :math:`A_j = \sum_r \bar c_{r e_j} D_j^{(r)}`; terms with mixed derivatives are left out.
+    Terms with mixed derivatives are left out. 1-D: one LU factorisation. 2-D: the Sylvester equation
+    :math:`(A_1 + \bar c_u I) X + X A_2^\top = R` by Bartels–Stewart (real Schur forms computed once,
+    stable for the non-normal first-derivative maps of advection). 3-D: one eigendecomposition per axis.
     """
     ndim = len(maps)
-    vecs, vals = [], []
+    sizes = [next(iter(m.values())).shape[0] if m else None for m in maps]
+    factors = []
     for j in range(ndim):
-        n = next(iter(maps[j].values())).shape[0] if maps[j] else None
-        A = None
+        A = torch.zeros(sizes[j], sizes[j], dtype=torch.float64) if sizes[j] else None
         for name, alpha in alphas.items():
             if sum(1 for a in alpha if a) == 1 and alpha[j]:
-                term = coef[name] * maps[j][alpha[j]]
-                A = term if A is None else A + term
-        if A is None:
-            vecs.append(None)
-            vals.append(None)
-            continue
+                A = A + coef[name] * maps[j][alpha[j]]
+        factors.append(A)
+    shift = coef.get("u", 0.0)
+    if ndim == 1:
+        lu = torch.linalg.lu_factor(factors[0] + shift * torch.eye(sizes[0], dtype=torch.float64))
+        return lambda x: torch.linalg.lu_solve(*lu, x.to(torch.float64).unsqueeze(-1)).squeeze(-1).to(dtype)
+    if ndim == 2:
+        import numpy as np
+        from scipy.linalg import lapack, schur
+
+        ta, za = schur((factors[0] + shift * torch.eye(sizes[0], dtype=torch.float64)).numpy(), output="real")
+        tb, zb = schur(factors[1].mT.numpy(), output="real")
+
+        def sylvester(x: torch.Tensor) -> torch.Tensor:
+            rhs = za.T @ x.detach().to(torch.float64).cpu().numpy() @ zb
+            y, scale, info = lapack.dtrsyl(ta, tb, np.ascontiguousarray(rhs))
+            return torch.from_numpy(za @ (y / scale) @ zb.T).to(dtype=dtype, device=x.device)
+
+        return lambda x: torch.stack([sylvester(t) for t in x.reshape(-1, *x.shape[-2:])]).reshape(x.shape)
+    vecs, spectrum = [], torch.tensor(shift, dtype=torch.complex128)
+    for j, A in enumerate(factors):
         lam, V = torch.linalg.eig(A)
         vecs.append((V, torch.linalg.inv(V)))
-        vals.append(lam)
-        del n
-    spectrum = torch.tensor(coef.get("u", 0.0), dtype=torch.complex128)
-    for j, lam in enumerate(vals):
-        if lam is not None:
-            shape = [1] * ndim
-            shape[j] = lam.numel()
-            spectrum = spectrum + lam.reshape(shape)
+        shape = [1] * ndim
+        shape[j] = lam.numel()
+        spectrum = spectrum + lam.reshape(shape)
 
     def apply(x: torch.Tensor) -> torch.Tensor:
         y = x.to(torch.complex128)
-        for j, pair in enumerate(vecs):
-            if pair is not None:
-                y = _along(y, y.ndim - ndim + j, lambda t, Vi=pair[1]: Vi @ t)
+        for j, (_, Vi) in enumerate(vecs):
+            y = _along(y, y.ndim - ndim + j, lambda t, Vi=Vi: Vi @ t)
         y = y / spectrum
-        for j, pair in enumerate(vecs):
-            if pair is not None:
-                y = _along(y, y.ndim - ndim + j, lambda t, V=pair[0]: V @ t)
+        for j, (V, _) in enumerate(vecs):
+            y = _along(y, y.ndim - ndim + j, lambda t, V=V: V @ t)
         return y.real.to(dtype)
 
     return apply
