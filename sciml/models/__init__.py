@@ -15,3 +15,6 @@ from .registry import (MODELS, available_models, build_model, load, model_config
 
 __all__ = ["ACTIVATIONS", "CNN2d", "LPN", "MLP", "MODELS", "available_models", "build_model", "load", "model_config",
            "read_config", "register_model", "save", "unwrap"]
+from .denoisers import ImagePatches, SigmaDnCNN, SigmaSchedule  # noqa: E402 (noise-conditioned denoiser, its data and loss)
+from .gp_kernels import KERNEL_KINDS, SpectralMixtureKernel  # noqa: E402 (GP-HM kernels)
+from .gphm import GPHM  # noqa: E402 (GP-HM model)

@@ -1,0 +1,254 @@
+r"""A noise-level-conditioned residual CNN denoiser (DnCNN body, FFDNet/DRUNet-style noise map input),
+its training data (random noisy patches of images in an HDF5 file) and its training loss.
+
+`SigmaDnCNN` (registered "dncnn-sigma") maps a noisy image `y` and its noise standard deviation
+:math:`\sigma` to :math:`D(y, \sigma) = y - f([y, \sigma\mathbf{1}])`: the map :math:`\sigma\mathbf{1}`
+(times `sigma_scale`) is concatenated to the image as an extra input channel and the network `f`
+(`depth` 3x3 convolutions, ReLU between, no batch norm) predicts the noise. One model covers every
+noise level it was trained on, so it plugs into the PnP solvers as `denoiser=` with their `sigma`.
+
+Inputs: `(B, C, H, W)`, or `(B, H, W)` / `(H, W)` when `channels = 1` (the output has the input's
+shape). A complex image is denoised through its magnitude with its phase kept (the same as the PnP
+solvers' `complex_mode = "magnitude"`). `sigma`: a number, a 0-d tensor, one value per image `(B,)`,
+or a map broadcastable to `(B, 1, H, W)`; intensities are those of the training data (e.g. [0, 1]).
+Inputs of another floating dtype than the weights (float64 images) are cast for the network and the
+result is returned in the input's dtype.
+
+Training pieces, registered on import:
+
+- dataset kind "image-patches-hdf5": `{"clean", "noisy", "sigma"}` items, a random `patch` x `patch`
+  window (with one of the 8 flips/rotations) of an image of an HDF5 dataset `(N, H, W)` plus
+  :math:`\sigma\,n`, :math:`\sigma` uniform in [sigma_min, sigma_max]; item i depends only on
+  (seed, split, i). Images of a split are chosen by an index dataset of the file (`index`, e.g.
+  "train_index") or all of them.
+- loss "sigma-denoising" (objective): mean squared (or `norm = "l1"`) error of
+  `model(noisy, sigma)` against `clean`.
+
+PnP helpers: `SigmaSchedule` (the noise level annealed over the solver's iterations, as DPIR) and,
+for MRI, `phase_constrained` with `calibration_phase` (denoise the real part of the image after
+removing a low-resolution phase from the calibration lines):
+
+    D = phase_constrained(SigmaSchedule(model, 50 / 255, 6 / 255, 30), calibration_phase(y, mask, maps))
+    sciml.solve(sciml.InverseProblem(A, y), "pnp-hqs", denoiser=D, rho=0.05, maxiter=30, rtol=0)
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import Dataset
+
+from ..data.registry import SPLITS, register_dataset
+from .nets import _positive
+from .registry import register_model
+
+
+@register_model("dncnn-sigma")
+class SigmaDnCNN(nn.Module):
+    """Residual CNN denoiser conditioned on the noise level (see the module docstring).
+
+    Args:
+        channels: image channels (1 for grey / magnitude images).
+        width: feature channels of the hidden convolutions.
+        depth: number of convolutions (>= 2).
+        sigma_scale: the noise map fed to the network is `sigma * sigma_scale` (so it is O(1)).
+    """
+
+    def __init__(self, channels: int = 1, width: int = 48, depth: int = 10, sigma_scale: float = 5.0):
+        super().__init__()
+        _positive("channels", channels)
+        _positive("width", width)
+        _positive("depth", depth, 2)
+        if not sigma_scale > 0:
+            raise ValueError(f"sigma_scale must be > 0, got {sigma_scale!r}")
+        self.channels, self.sigma_scale = channels, float(sigma_scale)
+        layers: list[nn.Module] = [nn.Conv2d(channels + 1, width, 3, padding=1), nn.ReLU(inplace=True)]
+        for _ in range(depth - 2):
+            layers += [nn.Conv2d(width, width, 3, padding=1), nn.ReLU(inplace=True)]
+        layers.append(nn.Conv2d(width, channels, 3, padding=1))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor, sigma: Any = None) -> torch.Tensor:
+        if sigma is None:
+            raise ValueError("dncnn-sigma: the noise level sigma is required: model(x, sigma)")
+        if not isinstance(x, torch.Tensor):
+            raise TypeError(f"dncnn-sigma: expected a tensor, got {type(x).__name__}")
+        if x.is_complex():
+            m = x.abs()
+            return torch.polar(self.forward(m, sigma).to(m.dtype), x.angle())
+        shape = x.shape
+        if x.ndim == 4:
+            if x.shape[1] != self.channels:
+                raise ValueError(f"dncnn-sigma: expected {self.channels} channel(s) in an input (B, C, H, W), "
+                                 f"got shape {tuple(shape)}")
+            x4 = x
+        elif x.ndim in (2, 3) and self.channels == 1:
+            x4 = x.reshape((-1, 1) + tuple(shape[-2:]))
+        else:
+            want = "(B, C, H, W)" + (", (B, H, W) or (H, W)" if self.channels == 1 else "")
+            raise ValueError(f"dncnn-sigma: expected an input {want} with C = {self.channels}, got shape {tuple(shape)}")
+        B, _, H, W = x4.shape
+        s = torch.as_tensor(sigma, dtype=x4.dtype, device=x4.device)
+        if s.ndim == 1 and s.numel() == B:
+            s = s.reshape(B, 1, 1, 1)
+        elif s.ndim in (2, 3) and x.ndim != 4:  # a map (H, W) or (B, H, W) for a channel-less input
+            s = s.reshape((-1, 1) + tuple(s.shape[-2:]))
+        try:
+            smap = torch.broadcast_to(s, (B, 1, H, W))
+        except RuntimeError:
+            raise ValueError(f"dncnn-sigma: sigma of shape {tuple(s.shape)} does not broadcast to (B, 1, H, W) = "
+                             f"{(B, 1, H, W)}") from None
+        wdtype = self.net[0].weight.dtype  # e.g. float64 images through a float32 model
+        inp = torch.cat([x4, smap * self.sigma_scale], dim=1).to(wdtype)
+        out = x4 - self.net(inp).to(x4.dtype)
+        return out.reshape(shape)
+
+
+class ImagePatches(Dataset):
+    """Noisy/clean patch pairs from images in an HDF5 file (see the module docstring)."""
+
+    def __init__(self, path: str | Path, variable: str = "images", index: Any = None, size: int = 10000,
+                 patch: int = 48, sigma_min: float = 0.0, sigma_max: float = 50.0 / 255.0, augment: bool = True,
+                 seed: int = 0, split: str = "train"):
+        import h5py
+
+        _positive("size", size)
+        _positive("patch", patch, 2)
+        if not 0 <= sigma_min <= sigma_max:
+            raise ValueError(f"expected 0 <= sigma_min <= sigma_max, got {sigma_min}, {sigma_max}")
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: no such HDF5 file")
+        with h5py.File(path, "r") as f:
+            if variable not in f:
+                raise ValueError(f"{path}: no dataset {variable!r}; datasets: {', '.join(f)}")
+            images = np.asarray(f[variable], dtype=np.float32)
+            if index is not None:
+                if isinstance(index, str):
+                    if index not in f:
+                        raise ValueError(f"{path}: no index dataset {index!r}; datasets: {', '.join(f)}")
+                    index = np.asarray(f[index])
+                images = images[np.asarray(index, dtype=np.int64)]
+        if images.ndim != 3 or min(images.shape[1:]) < patch:
+            raise ValueError(f"{path}: {variable}: expected (N, H, W) images of at least {patch} x {patch}, "
+                             f"got shape {images.shape}")
+        self.images = torch.from_numpy(np.ascontiguousarray(images))
+        self.size, self.patch, self.augment = size, patch, augment
+        self.sigma_min, self.sigma_max = float(sigma_min), float(sigma_max)
+        self.seed = int(seed) * len(SPLITS) + SPLITS.index(split)
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        if not 0 <= i < self.size:
+            raise IndexError(f"index {i} out of range for {self.size} patches")
+        g = torch.Generator().manual_seed(self.seed * 1_000_003 + int(i))
+        n, H, W = self.images.shape
+        p = self.patch
+        k = int(torch.randint(0, n, (1,), generator=g))
+        top = int(torch.randint(0, H - p + 1, (1,), generator=g))
+        left = int(torch.randint(0, W - p + 1, (1,), generator=g))
+        mode = int(torch.randint(0, 8, (1,), generator=g))
+        sigma = self.sigma_min + (self.sigma_max - self.sigma_min) * float(torch.rand((), generator=g))
+        x = self.images[k, top:top + p, left:left + p][None]
+        if self.augment:
+            x = torch.rot90(x, mode % 4, dims=(-2, -1))
+            if mode >= 4:
+                x = x.flip(-1)
+        noisy = x + sigma * torch.randn(x.shape, generator=g)
+        return {"clean": x.contiguous(), "noisy": noisy, "sigma": torch.tensor(sigma, dtype=torch.float32)}
+
+
+@register_dataset("image-patches-hdf5")
+def _build_patches(options: dict[str, Any], split: str, base_dir: Path) -> Dataset:
+    """[data] kind = "image-patches-hdf5": the keyword arguments of `ImagePatches`; `path` relative to the config."""
+    if "path" not in options:
+        raise ValueError("image-patches-hdf5: option 'path' (the HDF5 file) is required")
+    rest = {k: v for k, v in options.items() if k != "path"}
+    return ImagePatches(base_dir / Path(options["path"]), split=split, **rest)  # an absolute path stays as it is
+
+
+def _register_loss() -> None:
+    from ..training.losses import LOSSES, register_loss
+
+    if "sigma-denoising" in LOSSES:
+        return
+
+    @register_loss("sigma-denoising", objective=True)
+    def sigma_denoising(model: nn.Module, batch: Any, norm: str = "l2") -> torch.Tensor:
+        """Error of `model(noisy, sigma)` against `clean`: mean squared ("l2") or absolute ("l1")."""
+        if norm not in ("l2", "l1"):
+            raise ValueError(f"sigma-denoising: norm must be 'l2' or 'l1', got {norm!r}")
+        pred = model(batch["noisy"], batch["sigma"])
+        return F.mse_loss(pred, batch["clean"]) if norm == "l2" else F.l1_loss(pred, batch["clean"])
+
+
+_register_loss()
+
+
+class SigmaSchedule:
+    r"""A denoiser whose strength is annealed over the calls, for the PnP solvers (as DPIR, Zhang et al.
+    2021): call k (0-based) uses :math:`\sigma_k = \sigma_0 (\sigma_1/\sigma_0)^{k/(n-1)}`, geometric from
+    `sigma_start` to `sigma_end` over `steps` calls, then `sigma_end`. The solver's own `sigma` is
+    ignored. It counts its calls: make a new one (or call `reset()`) for every solve.
+    """
+
+    def __init__(self, denoiser: Any, sigma_start: float, sigma_end: float, steps: int):
+        _positive("steps", steps)
+        if not (sigma_start > 0 and sigma_end > 0):
+            raise ValueError(f"sigma_start and sigma_end must be > 0, got {sigma_start}, {sigma_end}")
+        self.denoiser = denoiser
+        r = (sigma_end / sigma_start) ** (1.0 / max(steps - 1, 1))
+        self.sigmas = [sigma_start * r**k for k in range(steps)]
+        self.calls = 0
+
+    def reset(self) -> None:
+        self.calls = 0
+
+    def __call__(self, x: torch.Tensor, sigma: Any = None) -> torch.Tensor:
+        s = self.sigmas[min(self.calls, len(self.sigmas) - 1)]
+        self.calls += 1
+        return self.denoiser(x, s)
+
+
+def phase_constrained(denoiser: Any, phase: torch.Tensor) -> Any:
+    r"""A complex-image denoiser from a real one with a known (e.g. low-resolution) phase :math:`\varphi`:
+    :math:`x \mapsto e^{i\varphi} D(\mathrm{Re}(e^{-i\varphi}x), \sigma)`; the imaginary part after
+    demodulation is set to zero (a phase constraint). Unlike denoising the magnitude, the demodulated
+    real part keeps noise and aliasing zero-mean, as in the Gaussian noise the denoiser was trained on.
+    """
+    rot = torch.exp(1j * phase) if not phase.is_complex() else phase / phase.abs().clamp_min(1e-30)
+
+    def denoise(x: torch.Tensor, sigma: Any = None) -> torch.Tensor:
+        r = (x * rot.conj()).real
+        return rot * denoiser(r, sigma).to(r.dtype)
+
+    return denoise
+
+
+def calibration_phase(kspace: torch.Tensor, mask: torch.Tensor, sensitivities: torch.Tensor) -> torch.Tensor:
+    """Low-resolution phase of a multi-coil MRI image from its fully sampled centre (calibration) lines:
+    the angle of the coil-combined zero-filled image of the contiguous run of sampled columns
+    around `W // 2` (the auto-calibration block of `uniform_lines_mask`), for `phase_constrained`.
+
+    `kspace` `(*batch, C, H, W)` (already masked), `mask` broadcastable to it with sampled columns
+    along the last axis, `sensitivities` `(C, H, W)`.
+    """
+    from ..operators.mri import zero_filled
+
+    cols = mask.reshape(-1, mask.shape[-1]).amax(dim=0) > 0
+    centre = lo = hi = cols.shape[0] // 2
+    if not cols[centre]:
+        raise ValueError("calibration_phase: the centre column W // 2 is not sampled (no calibration block)")
+    while lo > 0 and cols[lo - 1]:
+        lo -= 1
+    while hi + 1 < cols.shape[0] and cols[hi + 1]:
+        hi += 1
+    acs = torch.zeros_like(cols)
+    acs[lo:hi + 1] = True
+    return zero_filled(kspace * acs.to(kspace.device), sensitivities).angle()
