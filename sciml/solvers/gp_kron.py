@@ -249,7 +249,8 @@ class _Run:
         eigendecomposition per axis in O(N Σ n_j). For a constant-coefficient operator without mixed
         derivatives (Poisson, advection) the preconditioner is the exact inverse. Returns False (and
         leaves U as it was) when GMRES cannot solve the system to 1e-6: the collocation system is then
-        numerically singular for the current kernels.
+        numerically singular for the current kernels (for a nonlinear operator, Newton steps solved to
+        1e-3 are accepted; a later step that fails ends the Newton loop).
         """
         from ..linalg import gmres
 
@@ -259,7 +260,7 @@ class _Run:
         U[c.boundary] = c.g
         maps = [{r: torch.cholesky_solve(F.matrices[j][r].mT, F.cholesky[j]).mT[1:-1, 1:-1] for r in self.orders[j] if r}
                 for j in range(m.ndim)]
-        for _ in range(self.s.newton_steps):
+        for step in range(self.s.newton_steps):
             H, J, _ = self.linearize(U, F)
             coef = self._coefficients(U, F)
             solve_sum = _kronecker_sum_inverse(maps, c.alphas, coef, U.dtype)
@@ -271,8 +272,11 @@ class _Run:
 
             rhs = -H[inner]
             result = gmres(jacobian, rhs, M=solve_sum, rtol=1e-9, restart=40, maxiter=200)
-            if not float(result.info["residual_norm"]) <= 1e-6 * max(float(rhs.norm()), 1e-300):
-                return False
+            reduction = float(result.info["residual_norm"]) / max(float(rhs.norm()), 1e-300)
+            if not reduction <= (1e-6 if self._is_linear else 1e-3):  # inexact Newton steps are fine
+                if step == 0:
+                    return False
+                break
             U[inner] = U[inner] + result.x
             if self._is_linear or float(result.x.norm()) <= 1e-12 * float(U.norm()):
                 break
