@@ -19,7 +19,6 @@ cache-sized chunks of systems on the CPU (see `sciml.linalg.cg`).
 from __future__ import annotations
 
 import argparse
-import math
 import platform
 import time
 
@@ -30,7 +29,7 @@ from _timing import best_of
 
 import sciml
 from sciml.linalg import cg
-from sciml.operators import DiffusionOperator, aslinearoperator, laplacian
+from sciml.operators import aslinearoperator, laplacian
 
 
 

@@ -87,9 +87,9 @@ def main() -> None:
     files = sorted(glob.glob(str(ROOT / "solvers" / "gphm-*.toml")))
     files = [f for f in files if not args.patterns or any(p in Path(f).stem for p in args.patterns)]
     print(f"# torch {torch.__version__}, threads {args.threads}, {platform.machine()}, {date.today()}")
-    print("| problem | grid | sciml error (nodes / test) | its | time (s) | Matérn GP error | FD error | "
+    print("| problem | grid | sciml error (nodes / test) | status | its | time (s) | Matérn GP error | FD error | "
           "Adam best error in 10x time (steps) |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|")
     curves = {}
     for file in files:
         cfg = config.load(file)
@@ -109,7 +109,7 @@ def main() -> None:
             curves[Path(file).stem.removeprefix("gphm-")] = (sol, paper)
         grid = "x".join(str(n + 2) for n in problem.grid.points)
         print(f"| {Path(file).stem.removeprefix('gphm-')} | {grid} | {sol.info['rel_l2_error']:.2e} / "
-              f"{sol.info['test_rel_l2_error']:.2e} | {sol.iterations} | {wall:.1f} | {plain.info['rel_l2_error']:.2e} | "
+              f"{sol.info['test_rel_l2_error']:.2e} | {sol.status.name.lower()} | {sol.iterations} | {wall:.1f} | {plain.info['rel_l2_error']:.2e} | "
               f"{'-' if fd is None else f'{fd:.2e}'} | {adam} |", flush=True)
         if not math.isfinite(sol.info["rel_l2_error"]):
             print(f"warning: {file}: non-finite error", file=sys.stderr)

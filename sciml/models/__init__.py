@@ -8,13 +8,15 @@
     save(model, "out/mlp")            # out/mlp/model.safetensors + out/mlp/config.json
     model = load("out/mlp")           # rebuilt from the config, weights read, eval mode
 """
-from .nets import ACTIVATIONS, CNN2d, MLP
+from .dcdm import DCDMNet
+from .denoisers import ImagePatches, SigmaDnCNN, SigmaSchedule
+from .gp_kernels import KERNEL_KINDS, SpectralMixtureKernel
+from .gphm import GPHM
 from .lpn import LPN
+from .nets import ACTIVATIONS, CNN2d, MLP
 from .registry import (MODELS, available_models, build_model, load, model_config, read_config, register_model, save,
                        unwrap)
 
-__all__ = ["ACTIVATIONS", "CNN2d", "LPN", "MLP", "MODELS", "available_models", "build_model", "load", "model_config",
-           "read_config", "register_model", "save", "unwrap"]
-from .denoisers import ImagePatches, SigmaDnCNN, SigmaSchedule  # noqa: E402 (noise-conditioned denoiser, its data and loss)
-from .gp_kernels import KERNEL_KINDS, SpectralMixtureKernel  # noqa: E402 (GP-HM kernels)
-from .gphm import GPHM  # noqa: E402 (GP-HM model)
+__all__ = ["ACTIVATIONS", "CNN2d", "DCDMNet", "GPHM", "ImagePatches", "KERNEL_KINDS", "LPN", "MLP", "MODELS",
+           "SigmaDnCNN", "SigmaSchedule", "SpectralMixtureKernel", "available_models", "build_model", "load",
+           "model_config", "read_config", "register_model", "save", "unwrap"]

@@ -127,3 +127,28 @@ def relative_l2(pred: torch.Tensor, target: torch.Tensor, eps: float = 1e-12) ->
     n = target.shape[0] if target.ndim else 1
     diff = (pred - target).reshape(n, -1).norm(dim=1)
     return (diff / target.reshape(n, -1).norm(dim=1).clamp_min(eps)).mean()
+
+
+def scale_invariant_residual(q: torch.Tensor, b: torch.Tensor, Aq: torch.Tensor) -> torch.Tensor:
+    r"""DCDM's loss per sample (Kaneda et al., ICML 2023): :math:`\|b - \alpha A q\|^2 / \|b\|^2` with the
+    exact line-search step :math:`\alpha = q^T b / q^T A q`, so scaling q by any nonzero factor changes
+    nothing. `q`, `b`, `Aq`: `(B, ...)` real; returns `(B,)`. A sample with :math:`q^T A q = 0` gets
+    :math:`\alpha = 0` (loss 1)."""
+    qf, bf, Aqf = q.flatten(1), b.flatten(1), Aq.flatten(1)
+    qAq = (qf * Aqf).sum(1)
+    alpha = torch.where(qAq != 0, (qf * bf).sum(1) / torch.where(qAq != 0, qAq, 1), 0)
+    r = bf - alpha.unsqueeze(1) * Aqf
+    return r.square().sum(1) / bf.square().sum(1).clamp_min(torch.finfo(bf.dtype).tiny)
+
+
+@register_loss("dcdm-residual", objective=True)
+def dcdm_residual(model: nn.Module, batch: Any, b: str = "b", fluid: str = "fluid", diag: str = "diag") -> torch.Tensor:
+    """DCDM training objective: the mean over the batch of `scale_invariant_residual` for
+    q = model(b) restricted to the fluid cells, with the pressure-Poisson matrix of each sample's scene
+    rebuilt from `batch[fluid]`, `batch[diag]` (`sciml.data.generators.dcdm`, dataset kind "dcdm-rhs")."""
+    from ..data.generators.dcdm import pressure_apply
+
+    rhs, mask = batch[b], batch[fluid]
+    q = model(rhs) * mask
+    Aq = pressure_apply(q, mask, batch[diag], rhs.ndim - 2)
+    return scale_invariant_residual(q, rhs, Aq).mean()
