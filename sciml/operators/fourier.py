@@ -12,7 +12,8 @@ from typing import Any
 
 import torch
 
-from ..linalg.poisson import _check_nonsingular, _check_shift, _poisson_apply, _poisson_multiplier, poisson_eigenvalues
+from ..linalg.poisson import (_check_nonsingular, _check_shift, _facr_solve, _poisson_apply, _poisson_multiplier, _use_facr,
+                              poisson_eigenvalues)
 from .base import LinearOperator, _as_shape
 from .stencil import normalize_bc, normalize_spacing
 
@@ -73,6 +74,8 @@ class LaplacianInverseOperator(LinearOperator):
         return inv
 
     def apply(self, x: torch.Tensor) -> torch.Tensor:
+        if _use_facr(x, self.in_shape, self.bc, self.shift, x.is_complex() or isinstance(self.shift, complex)):
+            return _facr_solve(x, self.spacing, self.bc, float(self.shift))  # large 2-D CPU grids: 2 transforms
         return _poisson_apply(x, self.bc, self._multiplier(x, self.shift))
 
     def adjoint(self, y: torch.Tensor) -> torch.Tensor:
