@@ -276,7 +276,7 @@ class _Run:
             rhs = -H[inner]
             result = gmres(jacobian, rhs, M=solve_sum, rtol=1e-9, restart=40, maxiter=200)
             reduction = float(result.info["residual_norm"]) / max(float(rhs.norm()), 1e-300)
-            if not reduction <= 1e-3:  # inexact (Newton) steps are fine
+            if not reduction <= (1e-6 if self._is_linear else 1e-3):  # inexact Newton steps are fine
                 if step == 0:
                     return False
                 break
@@ -305,6 +305,12 @@ class _Run:
             if not self.collocate(F):
                 self.reason = ("the collocation system is numerically singular for the learned kernels (GMRES did "
                                "not converge); the solution of the last completed round is returned")
+                return Status.BREAKDOWN
+            scale = max(float(previous.abs().max()), float(self.c.g.abs().max()))
+            if it and not float(self.U.abs().max()) <= 1e3 * scale:  # also catches NaN
+                self.U = previous
+                self.reason = ("the solution grew a thousandfold in one round (diverging); the solution of the last "
+                               "completed round is returned")
                 return Status.BREAKDOWN
             with torch.no_grad():
                 H = self.residual(self.U, F)
