@@ -119,13 +119,6 @@ class GPHM(nn.Module):
             out = _along(out, out.ndim - self.ndim + j, lambda m, A=K[0] - self.jitter * eye: A @ m)
         return out
 
-    def whiten_inverse(self, z: torch.Tensor, factors: GPFactors) -> torch.Tensor:
-        r""":math:`U = (\otimes_j L_j)\, z`, L_j the Cholesky factors: whitened coordinates to grid values."""
-        U = z
-        for j, L in enumerate(factors.cholesky):
-            U = _along(U, U.ndim - self.ndim + j, lambda m, L=L: L @ m)
-        return U
-
     def derivative(self, U: torch.Tensor, factors: GPFactors, alpha: Sequence[int]) -> torch.Tensor:
         r""":math:`\partial^\alpha U`: the map :math:`C_j^{(r)} C_j^{-1}` along every axis j with :math:`r = \alpha_j > 0`.
 

@@ -213,34 +213,19 @@ class _Run:
         return -(self.m.log_prior(U, A, F) + self.s.boundary_weight * boundary + equation)
 
     # --- the U block ------------------------------------------------------------------------------
-    def linearize(self, U: torch.Tensor, F: GPFactors) -> tuple[torch.Tensor, Callable, Callable]:
-        """H(U) and the Jacobian J of the residual as (J v, Jᵀ w) closures."""
+    def linearize(self, U: torch.Tensor, F: GPFactors) -> tuple[torch.Tensor, Callable, dict[str, torch.Tensor]]:
+        r"""H(U), the Jacobian J of the residual as a closure, and its pointwise coefficients
+        :math:`\partial\mathcal{L}/\partial(\partial^\alpha u)` (name -> tensor on the grid)."""
         derivs = {k: v.detach().requires_grad_(True) for k, v in self.derivatives(U, F).items()}
         value = self.c.operator_value(derivs)
         grads = torch.autograd.grad(value.sum(), list(derivs.values()), allow_unused=True)
         coef = {k: (g if g is not None else torch.zeros_like(U)) for k, g in zip(derivs, grads)}
         H = value.detach() - self.c.source
 
-        def maps(w: torch.Tensor) -> dict[str, torch.Tensor]:
-            return {name: self.m.derivative(w, F, alpha) for name, alpha in self.c.alphas.items()}
-
         def J(w: torch.Tensor) -> torch.Tensor:
-            d = maps(w)
-            return coef["u"] * w + sum(coef[k] * d[k] for k in d)
+            return coef["u"] * w + sum(coef[n] * self.m.derivative(w, F, alpha) for n, alpha in self.c.alphas.items())
 
-        def JT(w: torch.Tensor) -> torch.Tensor:
-            # D_alpha applies C_j^{(r)} C_j^{-1} along each axis j with r = alpha_j > 0; its transpose C_j^{-1} C_j^{(r)T}.
-            out = coef["u"] * w
-            for name, alpha in self.c.alphas.items():
-                y = coef[name] * w
-                for j, r in enumerate(alpha):
-                    if r:
-                        K, L = F.matrices[j][r], F.cholesky[j]
-                        y = _along(y, y.ndim - self.m.ndim + j, lambda t, K=K, L=L: torch.cholesky_solve(K.mT @ t, L))
-                out = out + y
-            return out
-
-        return H, J, JT
+        return H, J, coef
 
     def collocate(self, F: GPFactors) -> bool:
         r"""The U block in its :math:`\tau_1, \tau_2 \to \infty` limit (boundary and PDE as constraints).
@@ -264,9 +249,9 @@ class _Run:
         maps = [{r: torch.cholesky_solve(F.matrices[j][r].mT, F.cholesky[j]).mT[1:-1, 1:-1] for r in self.orders[j] if r}
                 for j in range(m.ndim)]
         for step in range(self.s.newton_steps):
-            H, J, _ = self.linearize(U, F)
-            coef = self._coefficients(U, F)
-            solve_sum = _kronecker_sum_inverse(maps, c.alphas, coef, U.dtype)
+            H, J, coef = self.linearize(U, F)
+            means = {k: float(t.mean()) for k, t in coef.items()}
+            solve_sum = _kronecker_sum_inverse(maps, c.alphas, means, U.dtype)
 
             def jacobian(d: torch.Tensor) -> torch.Tensor:
                 full = torch.zeros(*d.shape[: d.ndim - m.ndim], *U.shape, dtype=d.dtype)
@@ -287,12 +272,6 @@ class _Run:
         # jitter allows) undetermined; the prior would remove them: keep the posterior mean.
         self.U = self.m.smooth(U, F)
         return True
-
-    def _coefficients(self, U: torch.Tensor, F: GPFactors) -> dict[str, float]:
-        r"""Grid averages of the Jacobian's coefficients, :math:`\partial\mathcal{L}/\partial(\partial^\alpha u)`."""
-        derivs = {k: v.detach().requires_grad_(True) for k, v in self.derivatives(U, F).items()}
-        grads = torch.autograd.grad(self.c.operator_value(derivs).sum(), list(derivs.values()), allow_unused=True)
-        return {k: (0.0 if g is None else float(g.mean())) for k, g in zip(derivs, grads)}
 
     # --- optimisers -------------------------------------------------------------------------------
     def alternating(self) -> Status:
@@ -338,17 +317,9 @@ class _Run:
 
         def objective() -> torch.Tensor:
             F = self.m.factors(self.orders)
-            A = self.m.weights(U, F)
-            H = self.c.operator_value({**{n: self.m.derivative(U, F, a) for n, a in self.c.alphas.items()}, "u": U})
-            return -self.m.log_prior(U, A, F) + 0.5 * v * (H - self.c.source).pow(2).sum()
+            return -self.m.log_prior(U, self.m.weights(U, F), F) + 0.5 * v * self.residual(U, F).pow(2).sum()
 
-        saved = [p.detach().clone() for p in params]
-
-        def restore() -> None:
-            with torch.no_grad():
-                for p, old in zip(params, saved):
-                    p.copy_(old)
-
+        saved = _snapshot(params)
         opt = torch.optim.LBFGS(params, lr=1, max_iter=self.s.kernel_steps, history_size=20, line_search_fn="strong_wolfe")
 
         def closure() -> torch.Tensor:
@@ -363,11 +334,11 @@ class _Run:
                 return True
         except torch.linalg.LinAlgError:
             pass
-        restore()
+        _restore(params, saved)
         adam = torch.optim.Adam(params, lr=self.s.lr)
         moved = False
         for _ in range(self.s.kernel_steps):
-            kept = [p.detach().clone() for p in params]
+            kept = _snapshot(params)
             try:
                 adam.zero_grad()
                 objective().backward()
@@ -375,9 +346,7 @@ class _Run:
                 self.m.factors(self.orders)
                 moved = True
             except torch.linalg.LinAlgError:
-                with torch.no_grad():
-                    for p, old in zip(params, kept):
-                        p.copy_(old)
+                _restore(params, kept)
                 break
         return moved
 
@@ -393,10 +362,8 @@ class _Run:
 
     def adam(self) -> Status:
         m = self.m
-        u = torch.nn.Parameter(self.U.clone())
-        log_tau = torch.nn.Parameter(torch.zeros((), dtype=torch.float64))
-        log_v = torch.nn.Parameter(torch.zeros((), dtype=torch.float64))
-        opt = torch.optim.Adam([u, log_tau, log_v, *m.kernels.parameters()], lr=self.s.lr)
+        u, log_tau, log_v = m.u, m.log_tau, m.log_v
+        opt = torch.optim.Adam(m.parameters(), lr=self.s.lr)
         previous = self.U.clone()
         for step in range(1, self.s.maxiter + 1):
             opt.zero_grad()
@@ -515,3 +482,13 @@ def _kronecker_sum_inverse(maps: list[dict[int, torch.Tensor]], alphas: dict[str
         return y.real.to(dtype)
 
     return apply
+
+
+def _snapshot(params: list[torch.nn.Parameter]) -> list[torch.Tensor]:
+    return [p.detach().clone() for p in params]
+
+
+def _restore(params: list[torch.nn.Parameter], values: list[torch.Tensor]) -> None:
+    with torch.no_grad():
+        for p, value in zip(params, values):
+            p.copy_(value)
