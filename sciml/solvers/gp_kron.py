@@ -251,7 +251,7 @@ class _Run:
         for step in range(self.s.newton_steps):
             H, J, coef = self.linearize(U, F)
             means = {k: float(t.mean()) for k, t in coef.items()}
-            solve_sum = _kronecker_sum_inverse(maps, c.alphas, means, U.dtype)
+            solve_sum = _kronecker_sum_inverse(maps, [n - 2 for n in U.shape], c.alphas, means, U.dtype)
 
             def jacobian(d: torch.Tensor) -> torch.Tensor:
                 full = torch.zeros(*d.shape[: d.ndim - m.ndim], *U.shape, dtype=d.dtype)
@@ -429,8 +429,7 @@ class _Run:
         return Solution(x, residuals, stats, info, coords=grid.coords(problem.dtype), exact=exact, variable="u", model=m)
 
 
-
-def _kronecker_sum_inverse(maps: list[dict[int, torch.Tensor]], alphas: dict[str, tuple[int, ...]],
+def _kronecker_sum_inverse(maps: list[dict[int, torch.Tensor]], sizes: list[int], alphas: dict[str, tuple[int, ...]],
                            coef: dict[str, float], dtype: torch.dtype) -> Callable[[torch.Tensor], torch.Tensor]:
     r"""The inverse of :math:`\bar c_u I + \sum_j A_j` (A_j along axis j), :math:`A_j = \sum_r \bar c_{r e_j} D_j^{(r)}`.
 
@@ -439,10 +438,9 @@ def _kronecker_sum_inverse(maps: list[dict[int, torch.Tensor]], alphas: dict[str
     stable for the non-normal first-derivative maps of advection). 3-D: one eigendecomposition per axis.
     """
     ndim = len(maps)
-    sizes = [next(iter(m.values())).shape[0] if m else None for m in maps]
     factors = []
     for j in range(ndim):
-        A = torch.zeros(sizes[j], sizes[j], dtype=torch.float64) if sizes[j] else None
+        A = torch.zeros(sizes[j], sizes[j], dtype=torch.float64)  # an axis without derivatives contributes 0
         for name, alpha in alphas.items():
             if sum(1 for a in alpha if a) == 1 and alpha[j]:
                 A = A + coef[name] * maps[j][alpha[j]]
