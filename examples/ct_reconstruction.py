@@ -10,22 +10,18 @@ from __future__ import annotations
 import argparse
 import time
 
-import torch
 
 import sciml
-from sciml.metrics import psnr, ssim
-from sciml.operators.ct import ParallelBeamRadon, fbp, shepp_logan, sparse_view_angles
+from sciml.operators.ct import fbp
+from sciml.problems.imaging import ct_case, load_image
 
 
 
 def run(size: int = 128, views: int = 60, noise: float = 0.01, device: str = "cpu", seed: int = 0,
         out: str | None = None) -> dict[str, dict[str, float]]:
-    truth = shepp_logan(size, device=device)
-    A = ParallelBeamRadon((size, size), sparse_view_angles(views, device=device), device=device)
-    gen = torch.Generator(device=device).manual_seed(seed)
-    clean = A @ truth
-    y = clean + noise * clean.abs().max() * torch.randn(clean.shape, generator=gen, device=device, dtype=clean.dtype)
-    problem = sciml.InverseProblem(A, y, noise_std=noise)
+    case = ct_case(load_image("shepp-logan", size, device=device), views=views, noise=noise, seed=seed)
+    problem, truth = case.problem, case.truth
+    A, y = problem.forward, problem.y
     recon, times = {}, {}
 
     def timed(name, fn):
@@ -46,7 +42,7 @@ def run(size: int = 128, views: int = 60, noise: float = 0.01, device: str = "cp
     print(f"sparse-view CT, {size}x{size}, {views} views, noise {noise}:")
     print(f"{'method':<22} {'PSNR (dB)':>9} {'SSIM':>6} {'time (s)':>8}")
     for name, x in recon.items():
-        table[name] = {"psnr": float(psnr(x, truth, 1.0)), "ssim": float(ssim(x, truth, 1.0)), "time": times[name]}
+        table[name] = {**case.scores(x), "time": times[name]}
         print(f"{name:<22} {table[name]['psnr']:>9.2f} {table[name]['ssim']:>6.3f} {times[name]:>8.2f}")
     if out:
         _figure(truth, recon, table, out)

@@ -16,7 +16,6 @@ figure with reconstructions and error maps.
 from __future__ import annotations
 
 import argparse
-import math
 import time
 from pathlib import Path
 
@@ -24,45 +23,23 @@ import torch
 
 import sciml
 from sciml import models
-from sciml.models.denoisers import SigmaSchedule, calibration_phase, phase_constrained
-from sciml.metrics import psnr, ssim
-from sciml.operators.mri import (MultiCoilMRI, birdcage_sensitivities, estimate_sensitivities, shepp_logan,
-                                 uniform_lines_mask, zero_filled)
+from sciml.models.denoisers import SigmaSchedule, phase_constrained
+from sciml.operators.mri import zero_filled
+from sciml.problems.imaging import load_image, mri_case
 
 MRI_DATA = Path(__file__).resolve().parents[1] / "datasets" / "mri"
-
-
-def mni152_slice(size: int = 128, test_slice: int = 1, device: str = "cpu") -> torch.Tensor:
-    """A held-out (test) slice of the shipped MNI152 data, intensities in [0, 1], resampled to size x size."""
-    import h5py
-
-    with h5py.File(MRI_DATA / "mni152_slices.h5", "r") as f:
-        image = torch.from_numpy(f["images"][int(f["test_index"][test_slice])]).double()
-    if size != image.shape[-1]:
-        image = torch.nn.functional.interpolate(image[None, None], size=(size, size), mode="area")[0, 0]
-    return image.to(device)
 
 
 def run(size: int = 128, coils: int = 8, acceleration: float = 4.0, noise: float = 0.005, estimate_maps: bool = False,
         device: str = "cpu", seed: int = 0, out: str | None = None, image: str = "mni152") -> dict[str, dict[str, float]]:
     if image not in ("mni152", "shepp-logan"):
         raise ValueError(f"image must be 'mni152' or 'shepp-logan', got {image!r}")
-    magnitude = mni152_slice(size, device=device) if image == "mni152" else shepp_logan(size, device=device)
-    yy, xx = torch.meshgrid(torch.linspace(-1, 1, size, dtype=torch.float64, device=device),
-                            torch.linspace(-1, 1, size, dtype=torch.float64, device=device), indexing="ij")
-    truth = magnitude * torch.exp(1j * (0.5 * math.pi * (xx + 0.5 * yy)))  # smooth phase, as in real scans
-    maps = birdcage_sensitivities((size, size), coils, device=device)
-    mask = uniform_lines_mask((size, size), acceleration, seed=seed).to(device)
-    gen = torch.Generator(device=device).manual_seed(seed)
-    A_true = MultiCoilMRI(maps, mask)
-    clean = A_true @ truth
-    scale = noise * clean.abs().max()
-    y = clean + scale * torch.complex(torch.randn(clean.shape, generator=gen, dtype=torch.float64, device=device),
-                                      torch.randn(clean.shape, generator=gen, dtype=torch.float64, device=device)) * mask
-    if estimate_maps:
-        maps = estimate_sensitivities(y, calib_size=(24, int(round(size * 0.08))), mask=mask)
-    A = MultiCoilMRI(maps, mask)
-    problem = sciml.InverseProblem(A, y, noise_std=float(scale))
+    source = MRI_DATA / "mni152_slices.h5" if image == "mni152" else "shepp-logan"
+    magnitude = load_image(source, size, index=1, split="test_index", device=device)  # a held-out slice
+    case = mri_case(magnitude, coils=coils, acceleration=acceleration, noise=noise, estimate_maps=estimate_maps,
+                    seed=seed)
+    problem, maps = case.problem, case.extras["maps"]
+    y, scale = problem.y, problem.noise_std
     recon, times = {}, {}
 
     def timed(name, fn):
@@ -84,7 +61,7 @@ def run(size: int = 128, coils: int = 8, acceleration: float = 4.0, noise: float
     dncnn = models.load(MRI_DATA / "dncnn_mni152", device=device)
     sigma_end = min(max(2.35 * float(scale), 2 / 255), 50 / 255)
     with torch.inference_mode():
-        D = phase_constrained(SigmaSchedule(dncnn, 50 / 255, sigma_end, 20), calibration_phase(y, mask, maps))
+        D = phase_constrained(SigmaSchedule(dncnn, 50 / 255, sigma_end, 20), case.extras["phase"])
         timed("PnP-HQS (DnCNN)", lambda: sciml.solve(problem, "pnp-hqs", denoiser=D, rho=0.05, maxiter=20, rtol=0.0,
                                                      cg_maxiter=20, x0=recon["zero-filled"]).x)
     table = {}
@@ -92,9 +69,7 @@ def run(size: int = 128, coils: int = 8, acceleration: float = 4.0, noise: float
     print(f"multi-coil MRI, {image} {size}x{size}, {coils} coils ({maps_note} maps), {acceleration:g}x lines, noise {noise}:")
     print(f"{'method':<22} {'PSNR (dB)':>9} {'SSIM':>6} {'time (s)':>8}")
     for name, x in recon.items():
-        mag = x.abs()
-        table[name] = {"psnr": float(psnr(mag, magnitude, 1.0)), "ssim": float(ssim(mag, magnitude, 1.0)),
-                       "time": times[name]}
+        table[name] = {**case.scores(x), "time": times[name]}
         print(f"{name:<22} {table[name]['psnr']:>9.2f} {table[name]['ssim']:>6.3f} {times[name]:>8.2f}")
     if out:
         from ct_reconstruction import _figure  # same figure layout as the CT example

@@ -50,6 +50,10 @@ def _cmd_list() -> int:
 def _cmd_check(path: str) -> int:
     cfg = config_mod.load(path)
     p = cfg.problem_config
+    if isinstance(p, config_mod.ImagingConfig):
+        size = p.image["size"]
+        print(f"{path}: ok ({p.kind} of a {size}x{size} image; solver {cfg.solver_name})")
+        return 0
     grid = "x".join(map(str, p.grid.points))
     print(f"{path}: ok ({p.equation} on a {grid} grid, bc {'/'.join(p.grid.bc)}; solver {cfg.solver_name})")
     return 0
@@ -66,6 +70,10 @@ def _cmd_solve(args: argparse.Namespace) -> int:
         sol = solve(problem, cfg.solver())
     except (TypeError, ValueError) as err:
         raise ConfigError(args.file, "problem", str(err)) from None
+    case = cfg.case(device)
+    if case is not None:  # simulated imaging experiment: score against the known image
+        sol.exact = case.truth.to(sol.x.device)
+        sol.info.update(case.scores(sol.x))
     outdir = Path(args.outdir or cfg.output.dir)
     written = [outdir / f"{cfg.output.name}.nc"]
     sol.save(written[0])

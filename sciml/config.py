@@ -14,7 +14,8 @@ import torch
 from ._toml import ConfigError, _Table, read_toml
 from .pde import Expression, Grid
 from .pde.expressions import derivative_names
-from .problems import PDEProblem
+from .problems import InverseProblem, PDEProblem
+from .problems.imaging import ImagingCase, ct_case, load_image, mri_case
 from .operators.stencil import normalize_bc
 from .solvers import Solver, available, make_solver
 
@@ -46,6 +47,23 @@ class ProblemConfig:
 
 
 @dataclass
+class ImagingConfig:
+    """`[problem] kind = "mri"` or `"ct"`: a simulated experiment on a known image (`sciml.problems.imaging`)."""
+
+    kind: str
+    image: dict[str, Any]  # load_image arguments: source, size, variable, index, split
+    options: dict[str, Any]  # mri_case / ct_case keywords
+    device: str
+
+
+IMAGING_KINDS = {
+    "mri": {"coils": (int, 8), "acceleration": ((int, float), 4.0), "center_fraction": ((int, float), 0.08),
+            "noise": ((int, float), 0.005), "estimate_maps": (bool, False), "seed": (int, 0)},
+    "ct": {"views": (int, 60), "noise": ((int, float), 0.01), "seed": (int, 0)},
+}
+
+
+@dataclass
 class OutputConfig:
     dir: str
     name: str
@@ -57,24 +75,56 @@ class Config:
     """A validated config file; `problem()` and `solver()` build the objects it describes."""
 
     file: Path
-    problem_config: ProblemConfig
+    problem_config: ProblemConfig | ImagingConfig
     solver_name: str
     solver_options: dict[str, Any]
     output: OutputConfig
     _solver: Solver | None = field(default=None, repr=False)
+    _case: Any = field(default=None, repr=False)
 
-    def problem(self, dtype: torch.dtype | None = None, device: str | None = None) -> PDEProblem:
+    def problem(self, dtype: torch.dtype | None = None, device: str | None = None) -> PDEProblem | InverseProblem:
         p = self.problem_config
+        if isinstance(p, ImagingConfig):
+            return self.case(device).problem
         return PDEProblem(p.grid, constants=p.constants, dtype=dtype or p.dtype, device=device or p.device,
                           name=self.output.name, **p.fields)
+
+    def case(self, device: str | None = None) -> ImagingCase | None:
+        """The simulated imaging experiment of a `kind = "mri"`/`"ct"` config (None for PDE configs)."""
+        p = self.problem_config
+        if not isinstance(p, ImagingConfig):
+            return None
+        if self._case is None or (device is not None and str(self._case.truth.device) != device):
+            image = load_image(**p.image, device=device or p.device)
+            build = mri_case if p.kind == "mri" else ct_case
+            self._case = build(image, **p.options)
+        return self._case
 
     def solver(self) -> Solver:
         if self._solver is None:
             try:
-                self._solver = make_solver(self.solver_name, **self.solver_options)
-            except (TypeError, ValueError) as err:
+                self._solver = make_solver(self.solver_name, **self._resolved_options())
+            except (TypeError, ValueError, OSError) as err:
                 raise ConfigError(self.file, self._solver_key(), str(err)) from None
         return self._solver
+
+    def _resolved_options(self) -> dict[str, Any]:
+        """Solver options with file references resolved: `model` (a path relative to the config: a
+        diffusers/sciml model directory) is loaded; `phase = "calibration"` (MRI) is the calibration phase."""
+        options = dict(self.solver_options)
+        if isinstance(options.get("model"), str):
+            from .models import load_pretrained
+
+            path = (self.file.parent / options["model"]).resolve()
+            if not path.exists():
+                raise ConfigError(self.file, "solver.model", f"no such model directory {str(path)!r}")
+            options["model"] = load_pretrained(path, device=self.problem_config.device)
+        if options.get("phase") == "calibration":
+            case = self.case()
+            if case is None or "phase" not in case.extras:
+                raise ConfigError(self.file, "solver.phase", '"calibration" needs [problem] kind = "mri"')
+            options["phase"] = case.extras["phase"]
+        return options
 
     def _solver_key(self) -> str:
         """The key to blame for a solver that cannot be built: solver.name, solver.<option>, else solver."""
@@ -86,8 +136,9 @@ class Config:
                 return f"solver.{key}"
             try:
                 make_solver(self.solver_name, **{key: value})
-            except (TypeError, ValueError):
-                return f"solver.{key}"
+            except (TypeError, ValueError) as err:
+                if key in str(err):
+                    return f"solver.{key}"
         return "solver"
 
 
@@ -95,7 +146,14 @@ def load(path: str | Path) -> Config:
     """Read and validate a config; raises `ConfigError` naming the file and key on any problem."""
     file, data = read_toml(path)
     root = _Table(data, "", file)
-    problem = _problem(root.table("problem"), file)
+    problem_t = root.table("problem")
+    kind = problem_t.get("kind", (str,), "pde", expected='"pde", "mri" or "ct"')
+    if kind == "pde":
+        problem = _problem(problem_t, file)
+    elif kind in IMAGING_KINDS:
+        problem = _imaging(problem_t, kind, file)
+    else:
+        raise problem_t.error("kind", f'expected "pde", "mri" or "ct", got {kind!r}')
     solver_t = root.table("solver")
     name = solver_t.get("name", (str,), expected="a solver name, e.g. \"cg\"")
     options = {k: v for k, v in solver_t.data.items() if k != "name"}
@@ -169,6 +227,42 @@ def _problem(t: _Table, file: Path) -> ProblemConfig:
     device = t.get("device", (str,), "cpu", expected='"cpu" or "cuda"')
     t.finish()
     return ProblemConfig(equation, grid, fields, constants, DTYPES[dtype], device)
+
+
+def _imaging(t: _Table, kind: str, file: Path) -> ImagingConfig:
+    """`[problem] kind = "mri" | "ct"`: image = "shepp-logan" or {file, variable, index, split}; size; options."""
+    value = t.get("image", (str, dict), expected='"shepp-logan" or {file = "...h5", variable = "images", index = 0}')
+    if isinstance(value, str):
+        if value != "shepp-logan":
+            raise t.error("image", f'expected "shepp-logan" or a table {{file = ..., index = ...}}, got {value!r}')
+        image: dict[str, Any] = {"source": value}
+    else:
+        it = _Table(value, t.path("image"), file)
+        path = (file.parent / it.get("file", (str,), expected="an HDF5 file relative to the config")).resolve()
+        if not path.is_file():
+            raise it.error("file", f"no such file {str(path)!r}")
+        image = {"source": path, "variable": it.get("variable", (str,), "images", expected="an HDF5 dataset (N, H, W)"),
+                 "index": it.get("index", (int,), 0, expected="an image index"),
+                 "split": it.get("split", (str,), None, expected="an HDF5 index dataset, e.g. \"test_index\"")}
+        it.finish()
+    size = t.get("size", (int,), 128, expected="the image size in pixels")
+    if not 8 <= size <= 4096:
+        raise t.error("size", f"expected an image size in [8, 4096], got {size}")
+    image["size"] = size
+    options = {}
+    for key, (types, default) in IMAGING_KINDS[kind].items():
+        options[key] = t.get(key, types if isinstance(types, tuple) else (types,), default, expected="a number")
+        if key in ("coils", "views") and options[key] < 1 or key == "acceleration" and options[key] < 1:
+            raise t.error(key, f"expected a number >= 1, got {options[key]!r}")
+        if key == "noise" and options[key] < 0:
+            raise t.error(key, f"expected a noise level >= 0, got {options[key]!r}")
+    device = t.get("device", (str,), "cpu", expected='"cpu" or "cuda"')
+    t.finish()
+    try:
+        load_image(**image)  # fails now, naming the file, rather than at solve time
+    except (OSError, KeyError, IndexError, ValueError) as err:
+        raise ConfigError(file, "problem.image", str(err)) from None
+    return ImagingConfig(kind, image, options, device)
 
 
 def _operator(t: _Table, grid: Grid, constants: dict) -> str:

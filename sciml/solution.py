@@ -70,6 +70,8 @@ class Solution:
                  f"iterations {self.iterations}", f"residual {self.residual:.2e}"]
         if "rel_l2_error" in self.info:
             parts.append(f"rel_l2_error {self.info['rel_l2_error']:.2e}")
+        if "psnr" in self.info:
+            parts.append(f"PSNR {self.info['psnr']:.2f} dB, SSIM {self.info.get('ssim', float('nan')):.3f}")
         parts.append(f"time {self.time:.3f} s")
         return ", ".join(parts)
 
@@ -111,8 +113,9 @@ class Solution:
             "time_s": float(self.time),
             "info": json.dumps(_jsonable(self.info), sort_keys=True),
         }
-        if "rel_l2_error" in self.info:
-            attrs["rel_l2_error"] = float(self.info["rel_l2_error"])
+        for key in ("rel_l2_error", "psnr", "ssim"):
+            if key in self.info:
+                attrs[key] = float(self.info[key])
         return xr.Dataset(data, coords=coords, attrs=attrs)
 
     def save(self, path: str) -> None:

@@ -43,6 +43,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from ..data.registry import SPLITS, register_dataset
+from ..operators.mri import calibration_phase  # noqa: F401 (re-exported: the MRI phase used with phase_constrained)
 from .nets import _positive
 from .registry import register_model
 
@@ -230,25 +231,3 @@ def phase_constrained(denoiser: Any, phase: torch.Tensor) -> Any:
 
     return denoise
 
-
-def calibration_phase(kspace: torch.Tensor, mask: torch.Tensor, sensitivities: torch.Tensor) -> torch.Tensor:
-    """Low-resolution phase of a multi-coil MRI image from its fully sampled centre (calibration) lines:
-    the angle of the coil-combined zero-filled image of the contiguous run of sampled columns
-    around `W // 2` (the auto-calibration block of `uniform_lines_mask`), for `phase_constrained`.
-
-    `kspace` `(*batch, C, H, W)` (already masked), `mask` broadcastable to it with sampled columns
-    along the last axis, `sensitivities` `(C, H, W)`.
-    """
-    from ..operators.mri import zero_filled
-
-    cols = mask.reshape(-1, mask.shape[-1]).amax(dim=0) > 0
-    centre = lo = hi = cols.shape[0] // 2
-    if not cols[centre]:
-        raise ValueError("calibration_phase: the centre column W // 2 is not sampled (no calibration block)")
-    while lo > 0 and cols[lo - 1]:
-        lo -= 1
-    while hi + 1 < cols.shape[0] and cols[hi + 1]:
-        hi += 1
-    acs = torch.zeros_like(cols)
-    acs[lo:hi + 1] = True
-    return zero_filled(kspace * acs.to(kspace.device), sensitivities).angle()

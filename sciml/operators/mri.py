@@ -24,7 +24,7 @@ from .base import LinearOperator
 from .ct import shepp_logan  # noqa: F401 (test phantom, re-exported for MRI users)
 
 __all__ = [
-    "MultiCoilMRI", "birdcage_sensitivities", "estimate_sensitivities", "fft2c", "gaussian_lines_mask", "ifft2c",
+    "MultiCoilMRI", "birdcage_sensitivities", "calibration_phase", "estimate_sensitivities", "fft2c", "gaussian_lines_mask", "ifft2c",
     "mask_acceleration", "poisson_disc_mask", "radial_mask", "rss", "shepp_logan", "uniform_lines_mask", "zero_filled",
 ]
 
@@ -429,3 +429,24 @@ def zero_filled(kspace: torch.Tensor, sensitivities: torch.Tensor | None = None)
     if sensitivities is None:
         return rss(imgs, dim=-3)
     return (sensitivities.conj() * imgs).sum(dim=-3)
+
+def calibration_phase(kspace: torch.Tensor, mask: torch.Tensor, sensitivities: torch.Tensor) -> torch.Tensor:
+    """Low-resolution phase of a multi-coil MRI image from its fully sampled centre (calibration) lines:
+    the angle of the coil-combined zero-filled image of the contiguous run of sampled columns
+    around `W // 2` (the auto-calibration block of `uniform_lines_mask`), for `phase_constrained`.
+
+    `kspace` `(*batch, C, H, W)` (already masked), `mask` broadcastable to it with sampled columns
+    along the last axis, `sensitivities` `(C, H, W)`.
+    """
+    cols = mask.reshape(-1, mask.shape[-1]).amax(dim=0) > 0
+    centre = lo = hi = cols.shape[0] // 2
+    if not cols[centre]:
+        raise ValueError("calibration_phase: the centre column W // 2 is not sampled (no calibration block)")
+    while lo > 0 and cols[lo - 1]:
+        lo -= 1
+    while hi + 1 < cols.shape[0] and cols[hi + 1]:
+        hi += 1
+    acs = torch.zeros_like(cols)
+    acs[lo:hi + 1] = True
+    return zero_filled(kspace * acs.to(kspace.device), sensitivities).angle()
+
