@@ -14,9 +14,11 @@ from .gp_kernels import KERNEL_KINDS, SpectralMixtureKernel
 from .gphm import GPHM
 from .lpn import LPN
 from .nets import ACTIVATIONS, CNN2d, MLP
+from .pretrained import load_pretrained
 from .registry import (MODELS, available_models, build_model, load, model_config, read_config, register_model, save,
                        unwrap)
+from .unet import UNet2DPrior
 
 __all__ = ["ACTIVATIONS", "CNN2d", "DCDMNet", "GPHM", "ImagePatches", "KERNEL_KINDS", "LPN", "MLP", "MODELS",
-           "SigmaDnCNN", "SigmaSchedule", "SpectralMixtureKernel", "available_models", "build_model", "load",
-           "model_config", "read_config", "register_model", "save", "unwrap"]
+           "SigmaDnCNN", "SigmaSchedule", "SpectralMixtureKernel", "UNet2DPrior", "available_models", "build_model",
+           "load", "load_pretrained", "model_config", "read_config", "register_model", "save", "unwrap"]
