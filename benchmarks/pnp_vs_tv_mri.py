@@ -33,7 +33,8 @@ import torch
 
 import sciml
 from sciml import models
-from sciml.models.denoisers import SigmaSchedule, calibration_phase, phase_constrained
+from sciml.models.denoisers import SigmaSchedule, phase_constrained
+from sciml.operators.mri import calibration_phase
 from sciml.metrics import psnr, ssim
 from sciml.operators.mri import MultiCoilMRI, birdcage_sensitivities, uniform_lines_mask, zero_filled
 

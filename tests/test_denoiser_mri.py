@@ -13,7 +13,8 @@ import torch
 import sciml
 from sciml import models
 from sciml.metrics import psnr
-from sciml.models.denoisers import SigmaSchedule, calibration_phase, phase_constrained
+from sciml.models.denoisers import SigmaSchedule, phase_constrained
+from sciml.operators.mri import calibration_phase
 from sciml.operators.mri import zero_filled
 
 MRI = Path(__file__).resolve().parents[1] / "datasets" / "mri"

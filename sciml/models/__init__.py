@@ -17,8 +17,12 @@ from .nets import ACTIVATIONS, CNN2d, MLP
 from .pretrained import load_pretrained
 from .registry import (MODELS, available_models, build_model, load, model_config, read_config, register_model, save,
                        unwrap)
+from .scot import ConditionalLayerNorm, ScOT, ScOTConfig, ScOTOutput, spectral_resample
+from .scot_data import all2all_pairs, median_relative_l1, relative_l1, rollout
 from .unet import UNet2DPrior
 
-__all__ = ["ACTIVATIONS", "CNN2d", "DCDMNet", "GPHM", "ImagePatches", "KERNEL_KINDS", "LPN", "MLP", "MODELS",
-           "SigmaDnCNN", "SigmaSchedule", "SpectralMixtureKernel", "UNet2DPrior", "available_models", "build_model",
-           "load", "load_pretrained", "model_config", "read_config", "register_model", "save", "unwrap"]
+__all__ = ["ACTIVATIONS", "CNN2d", "ConditionalLayerNorm", "DCDMNet", "GPHM", "ImagePatches", "KERNEL_KINDS", "LPN",
+           "MLP", "MODELS", "ScOT", "ScOTConfig", "ScOTOutput", "SigmaDnCNN", "SigmaSchedule",
+           "SpectralMixtureKernel", "UNet2DPrior", "all2all_pairs", "available_models", "build_model", "load",
+           "load_pretrained", "median_relative_l1", "model_config", "read_config", "register_model", "relative_l1",
+           "rollout", "save", "spectral_resample", "unwrap"]

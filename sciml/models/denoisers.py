@@ -25,7 +25,7 @@ Training pieces, registered on import:
   `model(noisy, sigma)` against `clean`.
 
 PnP helpers: `SigmaSchedule` (the noise level annealed over the solver's iterations, as DPIR) and,
-for MRI, `phase_constrained` with `calibration_phase` (denoise the real part of the image after
+for MRI, `phase_constrained` with `sciml.operators.mri.calibration_phase` (denoise the real part of the image after
 removing a low-resolution phase from the calibration lines):
 
     D = phase_constrained(SigmaSchedule(model, 50 / 255, 6 / 255, 30), calibration_phase(y, mask, maps))
@@ -43,7 +43,6 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from ..data.registry import SPLITS, register_dataset
-from ..operators.mri import calibration_phase  # noqa: F401 (re-exported: the MRI phase used with phase_constrained)
 from .nets import _positive
 from .registry import register_model
 

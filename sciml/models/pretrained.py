@@ -3,6 +3,8 @@
 - a diffusers pipeline (`model_index.json`, `unet/`, `scheduler/`) or a bare diffusers `UNet2DModel`
   directory (`config.json` with `_class_name = "UNet2DModel"` + `diffusion_pytorch_model.safetensors`)
   -> `UNet2DPrior.from_pretrained`;
+- an official Poseidon/scOT checkpoint (`config.json` with `model_type = "swinv2"` + `model.safetensors`)
+  -> `ScOT.from_pretrained`;
 - a sciml model directory (`model.safetensors` + `config.json` naming a registered model) -> `load`.
 """
 from __future__ import annotations
@@ -18,18 +20,18 @@ from .registry import load
 __all__ = ["load_pretrained"]
 
 
+def _config(path: Path) -> dict:
+    try:
+        config = json.loads((path / "config.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return config if isinstance(config, dict) else {}
+
+
 def _is_diffusers(path: Path) -> bool:
     if (path / "model_index.json").is_file() or (path / "unet").is_dir():
         return True
-    config = path / "config.json"
-    if (path / "diffusion_pytorch_model.safetensors").is_file():
-        return True
-    if config.is_file():
-        try:
-            return "_class_name" in json.loads(config.read_text())
-        except (OSError, ValueError):
-            return False
-    return False
+    return (path / "diffusion_pytorch_model.safetensors").is_file() or "_class_name" in _config(path)
 
 
 def load_pretrained(path: str | Path, device: Any = "cpu") -> nn.Module:
@@ -41,4 +43,8 @@ def load_pretrained(path: str | Path, device: Any = "cpu") -> nn.Module:
         from .unet import UNet2DPrior
 
         return UNet2DPrior.from_pretrained(path, device=device)
+    if _config(path).get("model_type") == "swinv2":
+        from .scot import ScOT
+
+        return ScOT.from_pretrained(path).to(device).eval()
     return load(path, device=device)
