@@ -1,11 +1,12 @@
 """Solver registry and the solvers themselves (one module per method family)."""
 from .base import Solver, SolverOptionError, available, get_solver, make_solver, register, solve
 from .dcdm import DCDM
+from .diffusion import DDIM, DDS, DEIS, DPS
 from .fast import FFTPoisson
 from .gp_kron import GPKron
 from .krylov import CG, CGLS, GMRES, MINRES, PCG, BiCGStab, KrylovSolver, linear_system
 from .variational import TV, PnPADMM, PnPHQS, PnPPGD, data_consistency, magnitude_prox, soft_threshold, tv_denoiser
 
-__all__ = ["BiCGStab", "CG", "CGLS", "DCDM", "FFTPoisson", "GPKron", "GMRES", "MINRES", "PCG", "KrylovSolver", "Solver", "SolverOptionError", "available", "get_solver", "linear_system",
+__all__ = ["BiCGStab", "CG", "CGLS", "DCDM", "DDIM", "DDS", "DEIS", "DPS", "FFTPoisson", "GPKron", "GMRES", "MINRES", "PCG", "KrylovSolver", "Solver", "SolverOptionError", "available", "get_solver", "linear_system",
            "make_solver", "register", "solve", "TV", "PnPADMM", "PnPHQS", "PnPPGD", "data_consistency",
            "magnitude_prox", "soft_threshold", "tv_denoiser"]

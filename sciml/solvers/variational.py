@@ -2,8 +2,9 @@ r"""Variational and plug-and-play (PnP) solvers for inverse problems `y = A x + 
 
 Shared pieces:
 
-* `data_consistency(A, y, z, rho, x0, cg_options)`: the x-update of ADMM/HQS (and later DDS),
-  :math:`(A^H A + \rho I) x = A^H y + \rho z`, by warm-started batched CG.
+* `data_consistency(A, y, z, rho, x0, cg_options)`: the x-update of ADMM/HQS and DDS,
+  :math:`(A^H A + \rho I) x = A^H y + \rho z` (:math:`\rho = 0`: :math:`A^H A x = A^H y`; optional
+  :math:`\rho R^H R` in place of :math:`\rho I`), by warm-started batched CG.
 * `soft_threshold(x, t)`: the exact prox of :math:`t\|x\|_1` (complex soft-threshold for complex `x`).
 * `magnitude_prox(prox)`: :math:`p \mapsto \mathrm{prox}(|p|)\, e^{i\angle p}` -- a real-valued
   prox/denoiser applied to the magnitude with the phase kept (Oral & Oktem, TCI 2024).
@@ -55,23 +56,45 @@ __all__ = ["TV", "PnPADMM", "PnPHQS", "PnPPGD", "data_consistency", "tv_denoiser
 
 
 # --- shared pieces -----------------------------------------------------------------------------
-def data_consistency(A: LinearOperator, y: torch.Tensor, z: torch.Tensor, rho: float,
+def data_consistency(A: LinearOperator, y: torch.Tensor, z: torch.Tensor | None, rho: float,
                      x0: torch.Tensor | None = None, cg_options: dict[str, Any] | None = None,
-                     *, Ahy: torch.Tensor | None = None) -> torch.Tensor:
-    r"""Solve :math:`(A^H A + \rho I)\,x = A^H y + \rho z` by CG warm-started at `x0` (batched).
+                     *, Ahy: torch.Tensor | None = None, R: LinearOperator | None = None) -> torch.Tensor:
+    r"""Solve :math:`(A^H A + \rho R^H R)\,x = A^H y + \rho R^H z` by CG warm-started at `x0` (batched).
+
+    With `R = None` (the identity) this is the proximal step :math:`(A^H A + \rho I)x = A^H y + \rho z`
+    of ADMM/HQS; with :math:`\rho = 0` it is the plain normal equations :math:`A^H A x = A^H y` (DDS's
+    noiseless step: a few CG iterations from `x0` stay in :math:`x_0 + \mathcal K(A^HA, A^Hy - A^HAx_0)`).
 
     Args:
-        A: forward operator; y: measurements `(*batch, *out_shape)`; z: `(*batch, *in_shape)`.
-        rho: penalty > 0. x0: initial guess (default `z`). cg_options: keywords for
-            `sciml.linalg.cg` (`rtol`, `maxiter`, ...). Ahy: precomputed :math:`A^H y` (optional).
+        A: forward operator; y: measurements `(*batch, *out_shape)`; z: `(*batch, *in_shape)` (or
+            `(*batch, *R.out_shape)`; unused and may be None when `rho == 0`).
+        rho: penalty >= 0. x0: initial guess (default `z`, or :math:`A^H y` when `rho == 0`).
+        cg_options: keywords for `sciml.linalg.cg` (`rtol`, `maxiter`, ...; default rtol 1e-6, maxiter 50).
+        Ahy: precomputed :math:`A^H y` (optional). R: regularisation operator (default the identity),
+            e.g. finite differences along one axis for ADMM-TV.
     """
-    if not rho > 0:
-        raise ValueError(f"rho must be > 0, got {rho!r}")
+    try:
+        rho = float(rho)
+    except (TypeError, ValueError):
+        raise ValueError(f"rho must be a finite number >= 0, got {rho!r}") from None
+    if not (math.isfinite(rho) and rho >= 0):
+        raise ValueError(f"rho must be a finite number >= 0, got {rho!r}")
     Ahy = A.adjoint(y) if Ahy is None else Ahy
-    b = Ahy + rho * z
-    op = A.normal() + rho * IdentityOperator(A.in_shape, dtype=A.dtype, device=A.device)
+    if rho == 0:
+        op, b = A.normal(), Ahy
+        start = Ahy if x0 is None else x0
+    else:
+        if z is None:
+            raise ValueError("data_consistency: z is required when rho > 0")
+        if R is None:
+            b = Ahy + rho * z
+            op = A.normal() + rho * IdentityOperator(A.in_shape, dtype=A.dtype, device=A.device)
+        else:
+            b = Ahy + rho * R.adjoint(z)
+            op = A.normal() + rho * R.normal()
+        start = (z if R is None else Ahy) if x0 is None else x0
     opts = {"rtol": 1e-6, "maxiter": 50, **(cg_options or {})}
-    return cg(op, b, x0=z if x0 is None else x0, **opts).x
+    return cg(op, b, x0=start, **opts).x
 
 
 def soft_threshold(x: torch.Tensor, t: float | torch.Tensor) -> torch.Tensor:
