@@ -104,6 +104,8 @@ class Config:
         if self._solver is None:
             try:
                 self._solver = make_solver(self.solver_name, **self._resolved_options())
+            except ConfigError:
+                raise
             except (TypeError, ValueError, OSError) as err:
                 raise ConfigError(self.file, self._solver_key(), str(err)) from None
         return self._solver

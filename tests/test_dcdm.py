@@ -229,7 +229,7 @@ def test_bfloat16_inference_and_batched_float32():
 
 @pytest.mark.skipif(not SHIPPED.is_dir(), reason="shipped checkpoint missing")
 def test_solver_config_loads(monkeypatch):
-    monkeypatch.chdir(ROOT)  # the model path in the config is relative to the repository root
+    monkeypatch.chdir(ROOT.parent)  # the model path in the config is relative to the config file, not the cwd
     config = sciml.config.load(ROOT / "solvers" / "dcdm-pressure2d.toml")
     solver = config.solver()
     assert solver.name == "dcdm" and solver.k == 40 and solver.network().dim == 2

@@ -11,8 +11,10 @@
 from .dcdm import DCDMNet
 from .denoisers import ImagePatches, SigmaDnCNN, SigmaSchedule
 from .gp_kernels import KERNEL_KINDS, SpectralMixtureKernel
+from .fno import FNO2d, NeuralopFNO, SpectralConv2d
 from .gphm import GPHM
 from .lpn import LPN
+from .lsm import LSM, NeuralSpectralBlock
 from .nets import ACTIVATIONS, CNN2d, MLP
 from .pretrained import load_pretrained
 from .registry import (MODELS, available_models, build_model, load, model_config, read_config, register_model, save,
@@ -21,8 +23,8 @@ from .scot import ConditionalLayerNorm, ScOT, ScOTConfig, ScOTOutput, spectral_r
 from .scot_data import all2all_pairs, median_relative_l1, relative_l1, rollout
 from .unet import UNet2DPrior
 
-__all__ = ["ACTIVATIONS", "CNN2d", "ConditionalLayerNorm", "DCDMNet", "GPHM", "ImagePatches", "KERNEL_KINDS", "LPN",
-           "MLP", "MODELS", "ScOT", "ScOTConfig", "ScOTOutput", "SigmaDnCNN", "SigmaSchedule",
-           "SpectralMixtureKernel", "UNet2DPrior", "all2all_pairs", "available_models", "build_model", "load",
-           "load_pretrained", "median_relative_l1", "model_config", "read_config", "register_model", "relative_l1",
-           "rollout", "save", "spectral_resample", "unwrap"]
+__all__ = ["ACTIVATIONS", "CNN2d", "ConditionalLayerNorm", "DCDMNet", "FNO2d", "GPHM", "ImagePatches", "KERNEL_KINDS",
+           "LPN", "LSM", "MLP", "MODELS", "NeuralSpectralBlock", "NeuralopFNO", "ScOT", "ScOTConfig", "ScOTOutput",
+           "SigmaDnCNN", "SigmaSchedule", "SpectralConv2d", "SpectralMixtureKernel", "UNet2DPrior", "all2all_pairs",
+           "available_models", "build_model", "load", "load_pretrained", "median_relative_l1", "model_config",
+           "read_config", "register_model", "relative_l1", "rollout", "save", "spectral_resample", "unwrap"]

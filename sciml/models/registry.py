@@ -234,7 +234,10 @@ def load(path: str | os.PathLike, device: str | torch.device = "cpu") -> nn.Modu
     model = build_model(name, **config["hparams"])
     dtype = config.get("dtype")
     if isinstance(dtype, str) and isinstance(getattr(torch, dtype, None), torch.dtype):
-        model = model.to(getattr(torch, dtype))
+        real = getattr(torch, dtype)  # real tensors only: `model.to` would drop the imaginary part of complex weights
+        for t in [*model.parameters(), *model.buffers()]:
+            if t.is_floating_point() and t.dtype != real:
+                t.data = t.data.to(real)
     model = model.to(device)
     read_weights(model, directory / WEIGHTS, device)
     return model.eval()

@@ -1,0 +1,398 @@
+r"""Learned neural operators as solvers: a PDEProblem's input fields -> the predicted solution field.
+
+`NeuralOperatorSolver` is the shared base (not registered): it loads a model (an `nn.Module` or a
+`sciml.models.save` directory), samples the problem's input fields on the grid's unknowns
+(`Grid.nodes`), stacks them as channels `(B, C, *grid)`, applies the normalisation used in training,
+runs the model in batches and returns a `Solution` whose `x` is the prediction on the grid. Subclasses
+set `name` (and may check the model type in `check_model` or build inputs differently in
+`input_tensor`). Registered here: `lsm` (Latent Spectral Models) and `fno` (the FNO baseline).
+
+Normalisation. sciml's datasets normalise a field as `(value - mean) / std` with statistics of the
+train split (`sciml.data.normalization`, cached in `<data>.stats.json`, exposed as `dataset.stats`);
+the trainer does not store them with the model. `save_normalizer(model_dir, dataset)` writes them
+next to the weights as `normalizer.json`:
+
+    {"format": "sciml-normalizer", "version": 1, "input": "x", "target": "y",
+     "fields": {"x": {"mean": [...], "std": [...], "channel_axis": null | -3 ...}, "y": {...}}}
+
+(`export_normalizer(CONFIG)` or `python -m sciml.solvers.neural_operator CONFIG [MODEL_DIR]` does it for a
+run of `sciml train CONFIG`), and the solver (option `normalizer = "auto"`, the default) reads it when
+the model is given as a directory.
+The input alias's statistics are applied to the stacked input before the model, the target alias's
+(if the target was normalised) are undone on the output. With one value per field (`channel_axis` null)
+the scalar applies to every channel; with one value per channel the item must have been channels-first.
+std = 0 (a constant field) only shifts, as the datasets do.
+
+Grids. The model sees field values only (LSM and FNO append their own linspace(0, 1) coordinates), so
+data stored on nodes that include the boundary, as the Darcy generator's 85 x 85 `coeff`, is given as a
+tensor on a grid with `points = (85, 85)` whatever the grid's boundary condition; expression fields are
+evaluated at `Grid.nodes` (for Dirichlet axes the interior nodes, h = 1/(n+1)).
+
+Example:
+    >>> sol = sciml.solve(PDEProblem(grid, a=a_tensor), "lsm", model="out/train/lsm-darcy/model")
+    >>> sol.x.shape == grid.points
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Mapping
+
+import torch
+from torch import nn
+
+from .._io import atomic_path
+from ..models.fno import FNO2d, NeuralopFNO
+from ..models.lsm import LSM
+from ..models.registry import load as load_model
+from ..models.registry import unwrap
+from ..pde.discretize import evaluate
+from ..problems import PDEProblem
+from ..solution import Solution
+from ..status import Status
+from .base import Solver, SolverOptionError, register
+
+NORMALIZER = "normalizer.json"
+FORMAT = "sciml-normalizer"
+DTYPES = {"float32": torch.float32, "float64": torch.float64}
+FIELDS = ("source", "a", "c", "boundary", "exact")  # PDEProblem fields that can be model inputs
+
+
+# ------------------------------------------------------------------------------ normalisation
+def normalizer_from_dataset(dataset: Any, input: str = "x", target: str = "y") -> dict[str, Any]:
+    """The normaliser document (see the module docstring) of a sciml `FieldDataset` (its `.stats`).
+
+    Fields that the dataset does not normalise are left out (the solver then passes them unchanged).
+    """
+    stats = getattr(dataset, "stats", None)
+    if not isinstance(stats, Mapping):
+        raise TypeError(f"expected a sciml dataset with normalisation statistics (.stats), got {type(dataset).__name__}")
+    fields = {}
+    for alias in (input, target):
+        if alias in stats:
+            s = stats[alias]
+            fields[alias] = {"mean": torch.as_tensor(s["mean"]).flatten().tolist(),
+                             "std": torch.as_tensor(s["std"]).flatten().tolist(), "channel_axis": s.get("channel_axis")}
+    return {"format": FORMAT, "version": 1, "input": input, "target": target, "fields": fields}
+
+
+def save_normalizer(directory: str | os.PathLike, normalizer: Any, input: str = "x", target: str = "y") -> Path:
+    """Write `directory/normalizer.json` (atomically) from a normaliser document or a dataset with `.stats`.
+
+    Call it after training with the train dataset, e.g. `save_normalizer(run_dir / "model", trainer.train_data)`.
+    """
+    doc = normalizer if isinstance(normalizer, Mapping) else normalizer_from_dataset(normalizer, input, target)
+    doc = check_normalizer(doc, "normalizer")
+    path = Path(directory) / NORMALIZER
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(doc, indent=1) + "\n")
+    return path
+
+
+def export_normalizer(config: str | os.PathLike, model_dir: str | os.PathLike | None = None) -> Path:
+    """Write `normalizer.json` for a model trained by `sciml train CONFIG`: the train split's statistics of
+    the config's [loss] input/target fields (read from the data's cached `.stats.json`, else computed),
+    into `model_dir` (default: the run's exported model, `[train] run_dir` or `out/train/<name>`, + "/model").
+
+    Command line: `python -m sciml.solvers.neural_operator CONFIG [MODEL_DIR]`.
+    """
+    from ..data import build_dataset
+    from ..training.config import load_config
+
+    cfg = load_config(config)
+    if cfg.data.spec is None:
+        raise ValueError(f"{config}: the config has no [data] table")
+    base = cfg.file.parent if cfg.file is not None else Path.cwd()
+    dataset = build_dataset(cfg.data.spec, split="train", base_dir=base)
+    if model_dir is None:
+        model_dir = Path(cfg.run_dir if cfg.run_dir is not None else Path("out") / "train" / cfg.name) / "model"
+    return save_normalizer(model_dir, dataset, cfg.loss.input, cfg.loss.target)
+
+
+def check_normalizer(doc: Any, where: str) -> dict[str, Any]:
+    """Validate a normaliser document; SolverOptionError naming `where` otherwise."""
+    if not isinstance(doc, Mapping) or not isinstance(doc.get("fields"), Mapping):
+        raise SolverOptionError(f"{where}: expected a normaliser document {{\"input\": ..., \"target\": ..., "
+                                f"\"fields\": {{alias: {{\"mean\": [...], \"std\": [...]}}}}}}, got {doc!r:.200}")
+    doc = {"format": FORMAT, "version": 1, "input": "x", "target": "y", **doc}
+    for alias, s in doc["fields"].items():
+        ok = isinstance(s, Mapping) and all(isinstance(s.get(k), (list, tuple, int, float)) for k in ("mean", "std"))
+        if ok:
+            mean, std = torch.as_tensor(s["mean"]).flatten(), torch.as_tensor(s["std"]).flatten()
+            ok = mean.numel() == std.numel() > 0
+        if not ok:
+            raise SolverOptionError(f"{where}: field {alias!r}: expected equal-length lists 'mean' and 'std', got {s!r:.200}")
+    return dict(doc)
+
+
+def load_normalizer(path: str | os.PathLike) -> dict[str, Any]:
+    """A normaliser document from `normalizer.json` (or a directory holding one)."""
+    p = Path(path)
+    if p.is_dir():
+        p = p / NORMALIZER
+    try:
+        doc = json.loads(p.read_text())
+    except (OSError, ValueError) as err:
+        raise SolverOptionError(f"normalizer: cannot read {p} ({err})") from None
+    return check_normalizer(doc, f"normalizer ({p})")
+
+
+def _affine(stats: Mapping[str, Any], x: torch.Tensor, nspace: int, alias: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """(mean, std) of one field shaped to broadcast against `x` `(B, C, *grid)` (std 0 -> 1)."""
+    mean = torch.as_tensor(stats["mean"], dtype=x.dtype, device=x.device).flatten()
+    std = torch.as_tensor(stats["std"], dtype=x.dtype, device=x.device).flatten()
+    std = torch.where(std > 0, std, torch.ones_like(std))
+    if mean.numel() == 1:
+        return mean.reshape(()), std.reshape(())
+    axis = stats.get("channel_axis")
+    if axis != -(nspace + 1) or mean.numel() != x.shape[1]:
+        raise SolverOptionError(f"normalizer: field {alias!r} has {mean.numel()} per-channel statistics along item axis "
+                                f"{axis}, but the model's tensors are (B, {x.shape[1]}, *grid) (channel axis "
+                                f"{-(nspace + 1)})")
+    shape = (-1,) + (1,) * nspace
+    return mean.reshape(shape), std.reshape(shape)
+
+
+def _cast(net: nn.Module, dtype: torch.dtype) -> nn.Module:
+    """Real floating tensors to `dtype`, complex ones to its complex counterpart (`Module.to(dtype)` would
+    drop the imaginary part of complex weights, e.g. neuralop's spectral convolutions)."""
+    complex_dtype = dtype.to_complex()
+    return net._apply(lambda t: t.to(dtype) if t.is_floating_point() else t.to(complex_dtype) if t.is_complex() else t)
+
+
+# ------------------------------------------------------------------------------------ solver
+@dataclass
+class NeuralOperatorSolver(Solver):
+    """Base of learned-operator solvers: PDEProblem input fields -> model -> predicted solution on the grid.
+
+    Options:
+        model: an `nn.Module` or a checkpoint directory written by `sciml.models.save` (required).
+        inputs: PDEProblem fields stacked as the model's input channels, in order (default ["a"]);
+            any of source, a, c, boundary, exact. A field may be a number, expression, callable, a
+            tensor on the grid `(*grid)`, or a batch of them `(B, *grid)` (all batched fields share B).
+        normalizer: "auto" (read `normalizer.json` in the checkpoint directory given as `model`, or in
+            the module's `sciml_checkpoint` directory if it records one; else none),
+            None (no normalisation), a normaliser document (dict) or a path to a normalizer.json.
+        device: where the model runs ("cpu", "cuda", ...); None: where its weights are.
+        batch_size: problems per forward pass (None: all at once).
+        dtype: inference dtype, "float32" (default) or "float64".
+
+    Returns a `Solution` with `x` `(*grid)` for one problem (`(B, *grid)` for batched fields; a channel
+    axis before the grid if the model has several output channels), `exact` and hence
+    `info["rel_l2_error"]` when the problem has one, status SUCCESS unless the prediction is not finite.
+    """
+
+    name: ClassVar[str] = ""
+    accepts: ClassVar[tuple[type, ...]] = (PDEProblem,)
+
+    model: Any = None
+    inputs: list = field(default_factory=lambda: ["a"])
+    normalizer: Any = "auto"
+    device: str | None = None
+    batch_size: int | None = None
+    dtype: str = "float32"
+
+    def __post_init__(self) -> None:
+        n = self.name or "neural-operator"
+        if self.model is None:
+            raise SolverOptionError(f"{n}: model is required: an nn.Module or a checkpoint directory (sciml.models.save)")
+        if not isinstance(self.model, (str, Path, nn.Module)):
+            raise SolverOptionError(f"{n}: model must be a checkpoint directory or an nn.Module, got {type(self.model).__name__}")
+        if isinstance(self.model, (str, Path)) and not Path(self.model).is_dir():
+            raise SolverOptionError(f"{n}: model {str(self.model)!r} is not a checkpoint directory")
+        if isinstance(self.inputs, str):
+            self.inputs = [self.inputs]
+        if not isinstance(self.inputs, (list, tuple)) or not self.inputs:
+            raise SolverOptionError(f"{n}: inputs must be a non-empty list of PDEProblem fields ({', '.join(FIELDS)}), "
+                                    f"got {self.inputs!r}")
+        for f in self.inputs:
+            if f not in FIELDS:
+                raise SolverOptionError(f"{n}: inputs: unknown field {f!r}; a PDEProblem's fields are {', '.join(FIELDS)}")
+        if self.batch_size is not None and (not isinstance(self.batch_size, int) or isinstance(self.batch_size, bool)
+                                            or self.batch_size < 1):
+            raise SolverOptionError(f"{n}: batch_size must be an integer >= 1 or None, got {self.batch_size!r}")
+        if self.dtype not in DTYPES:
+            raise SolverOptionError(f"{n}: dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
+        if self.device is not None and not isinstance(self.device, (str, torch.device)):
+            raise SolverOptionError(f"{n}: device must be a string such as \"cpu\" or \"cuda\", got {self.device!r}")
+        self._norm = self._resolve_normalizer()
+        self._net: nn.Module | None = None
+
+    # ---- model and normaliser ---------------------------------------------------------------
+    def _resolve_normalizer(self) -> dict[str, Any] | None:
+        nz = self.normalizer
+        if nz is None or nz is False:
+            return None
+        if nz == "auto":
+            # a directory given as the model, or the one a loaded module records as `sciml_checkpoint`
+            source = self.model if isinstance(self.model, (str, Path)) else getattr(self.model, "sciml_checkpoint", None)
+            if isinstance(source, (str, Path)) and (Path(source) / NORMALIZER).is_file():
+                return load_normalizer(source)
+            return None
+        if isinstance(nz, Mapping):
+            return check_normalizer(nz, f"{self.name}: normalizer")
+        if isinstance(nz, (str, Path)):
+            return load_normalizer(nz)
+        raise SolverOptionError(f"{self.name}: normalizer must be \"auto\", None, a table or a path to {NORMALIZER}, "
+                                f"got {type(nz).__name__}")
+
+    def check_model(self, net: nn.Module) -> None:
+        """Hook for subclasses: raise SolverOptionError if `net` is not the right kind of model."""
+
+    def network(self) -> nn.Module:
+        """The model (loaded once), in eval mode, with the inference dtype, on `device`."""
+        if self._net is None:
+            net = load_model(self.model) if isinstance(self.model, (str, Path)) else self.model
+            self.check_model(unwrap(net))
+            self._net = net
+        dev = self.device
+        if dev is None:
+            p = next(iter(self._net.parameters()), None)
+            dev = p.device if p is not None else "cpu"
+        self._net = _cast(self._net.to(device=dev), DTYPES[self.dtype]).eval()
+        return self._net
+
+    # ---- inputs -----------------------------------------------------------------------------
+    def field_values(self, problem: PDEProblem, name: str) -> torch.Tensor:
+        """Field `name` on the grid's unknowns: `(*grid)`, or `(B, *grid)` for a batched tensor."""
+        grid = problem.grid
+        value = getattr(problem, name)
+        if value is None:
+            raise SolverOptionError(f"{self.name}: inputs: the problem has no field {name!r} (it is None); give it or "
+                                    f"remove it from inputs")
+        shape = tuple(grid.points)
+        if isinstance(value, torch.Tensor) and value.ndim == len(shape) + 1 and tuple(value.shape[1:]) == shape:
+            return value.to(problem.dtype)
+        if isinstance(value, torch.Tensor) and tuple(value.shape) != shape:
+            raise ValueError(f"{self.name}: field {name!r} has shape {tuple(value.shape)}, but the problem's grid is "
+                             f"{shape} (expected {shape} or (B, {', '.join(map(str, shape))}))")
+        coords = grid.mesh([grid.nodes(d, problem.dtype) for d in range(grid.ndim)])
+        return evaluate(value, grid, coords, shape, name, problem.constants, problem.dtype)
+
+    def input_tensor(self, problem: PDEProblem) -> tuple[torch.Tensor, bool]:
+        """`(B, C, *grid)` input (C = len(inputs)) and whether the problem is batched."""
+        values = [self.field_values(problem, f) for f in self.inputs]
+        nspace = problem.grid.ndim
+        batches = {v.shape[0] for v in values if v.ndim == nspace + 1}
+        if len(batches) > 1:
+            raise ValueError(f"{self.name}: batched input fields have different batch sizes {sorted(batches)}")
+        B = batches.pop() if batches else None
+        values = [v.expand(B or 1, *v.shape[-nspace:]) if v.ndim == nspace else v for v in values]
+        return torch.stack(values, dim=1), B is not None
+
+    def check_fit(self, net: nn.Module, x: torch.Tensor, problem: PDEProblem) -> None:
+        """ValueError if the grid's dimension or resolution does not fit the model."""
+        model_dim = getattr(unwrap(net), "ndim", None)
+        if model_dim is not None and model_dim != problem.grid.ndim:
+            raise ValueError(f"{self.name}: the model is {model_dim}-D (ndim={model_dim}) but the problem's grid "
+                             f"{tuple(problem.grid.points)} is {problem.grid.ndim}-D; use a model for {problem.grid.ndim}-D grids")
+        in_ch = getattr(unwrap(net), "in_channels", None)
+        if in_ch is not None and in_ch != x.shape[1]:
+            raise SolverOptionError(f"{self.name}: inputs: {list(self.inputs)} gives {x.shape[1]} channel(s) but the "
+                                    f"model expects in_channels={in_ch}")
+        check = getattr(unwrap(net), "check_input", None)
+        if check is not None:
+            try:
+                check(x[:1])
+            except ValueError as err:
+                raise ValueError(f"{self.name}: the problem's grid {tuple(problem.grid.points)} does not fit the model: "
+                                 f"{err}") from None
+
+    # ---- prediction -------------------------------------------------------------------------
+    def predict(self, x: torch.Tensor) -> torch.Tensor:
+        """Model output `(B, C_out, *grid)` for a physical input `(B, C, *grid)` (normalisation applied)."""
+        net = self.network()
+        p = next(iter(net.parameters()), None)
+        dev = p.device if p is not None else x.device
+        x = x.to(device=dev, dtype=DTYPES[self.dtype])
+        nspace = x.ndim - 2
+        nz = self._norm
+        if nz is not None and nz["input"] in nz["fields"]:
+            mean, std = _affine(nz["fields"][nz["input"]], x, nspace, nz["input"])
+            x = (x - mean) / std
+        bs = self.batch_size or x.shape[0]
+        with torch.no_grad():
+            outs = [net(x[i:i + bs]) for i in range(0, x.shape[0], bs)]
+        y = torch.cat(outs)
+        if y.ndim == nspace + 1:
+            y = y.unsqueeze(1)
+        if nz is not None and nz["target"] in nz["fields"]:
+            mean, std = _affine(nz["fields"][nz["target"]], y, nspace, nz["target"])
+            y = y * std + mean
+        return y
+
+    def solve(self, problem: Any) -> Solution:
+        x, batched = self.input_tensor(problem)
+        net = self.network()
+        self.check_fit(net, x, problem)
+        y = self.predict(x).to(problem.dtype)  # (B, C_out, *grid)
+        finite = torch.isfinite(y.flatten(1)).all(1)  # (B,)
+        if y.shape[1] == 1:
+            y = y.squeeze(1)
+        if not batched:
+            y, finite = y[0], finite[0]
+        status = torch.where(finite, int(Status.SUCCESS), int(Status.NONFINITE)).to(torch.int64)
+        stats = {"status": status, "iterations": torch.ones_like(status)}
+        exact = None
+        if problem.exact is not None:
+            e = self.field_values(problem, "exact")
+            if e.shape != y.shape:
+                try:
+                    e = e.expand_as(y)
+                except RuntimeError:
+                    raise ValueError(f"{self.name}: the problem's exact solution has shape {tuple(e.shape)}, the "
+                                     f"prediction {tuple(y.shape)}") from None
+            exact = e
+        reason = "one model evaluation" if bool(finite.all()) else "the model's prediction is not finite (NaN/Inf)"
+        info = {"reason": reason, "relative_residual": float("nan"), "model": type(unwrap(net)).__name__}
+        return Solution(y, torch.zeros((0, *status.shape), dtype=torch.float64), stats, info,
+                        coords=problem.grid.coords(problem.dtype), exact=exact, variable="u")
+
+
+@register
+@dataclass
+class LSMSolver(NeuralOperatorSolver):
+    """Latent Spectral Model (ICML 2023): a trained neural operator maps the problem's input fields to the solution."""
+
+    name: ClassVar[str] = "lsm"
+
+    def check_model(self, net: nn.Module) -> None:
+        if not isinstance(net, LSM):
+            raise SolverOptionError(f"lsm: model must be an LSM (model \"lsm\"), got {type(net).__name__}; "
+                                    "use the solver of that model")
+
+
+@register
+@dataclass
+class FNOSolver(NeuralOperatorSolver):
+    """Fourier Neural Operator (ICLR 2021): a trained neural operator maps the problem's input fields to the solution."""
+
+    name: ClassVar[str] = "fno"
+
+    def check_model(self, net: nn.Module) -> None:
+        if not isinstance(net, (FNO2d, NeuralopFNO)):
+            raise SolverOptionError(f"fno: model must be an FNO (model \"fno\" or \"neuralop-fno\"), got "
+                                    f"{type(net).__name__}; use the solver of that model")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m sciml.solvers.neural_operator CONFIG [MODEL_DIR]`: write MODEL_DIR/normalizer.json."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m sciml.solvers.neural_operator",
+                                     description="Write normalizer.json (train-split statistics) beside a trained model.")
+    parser.add_argument("config", help="the training config (TOML) the model was trained with")
+    parser.add_argument("model_dir", nargs="?", help="the model directory (default: the run's model/)")
+    args = parser.parse_args(argv)
+    print(export_normalizer(args.config, args.model_dir))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
+
+
+__all__ = ["FNOSolver", "LSMSolver", "NeuralOperatorSolver", "check_normalizer", "export_normalizer", "load_normalizer",
+           "normalizer_from_dataset", "save_normalizer"]
