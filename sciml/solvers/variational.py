@@ -273,8 +273,11 @@ class TV(Solver):
     r"""Isotropic TV-regularised least squares min ½||Ax-y||² + lam·TV(x) for 2-D images, by PDHG.
 
     Options: `lam` (>= 0), `maxiter`, `rtol` (relative change of x), `tau`/`sigma` (primal/dual steps;
-    default both :math:`0.99/\|K\|`, :math:`\|K\|^2 \le \|A\|^2 + 8` with :math:`\|A\|^2` from power
-    iteration), `x0` (initial image; default :math:`A^H y` scaled by :math:`1/\|A\|^2`).
+    default both :math:`0.99/\|K\|`), `x0` (initial image; default :math:`A^H y` scaled by :math:`1/\|A\|^2`).
+    The gradient block is balanced against the data block: :math:`K = [A;\ s\nabla]` with
+    :math:`s = \max(1, \|A\|/\sqrt 8)` (:math:`\|A\|^2` by power iteration), so :math:`\|K\|^2 \le \|A\|^2 + 8s^2`, and the
+    dual of :math:`s\nabla x` is projected onto :math:`|q| \le \lambda/s` -- the same minimiser, with steps that
+    suit both blocks (CT's :math:`\|A\|^2` is in the thousands, a gradient's is 8).
     """
 
     name: ClassVar[str] = "tv"
@@ -300,7 +303,8 @@ class TV(Solver):
             raise SolverOptionError(f"{self.name}: TV needs 2-D images, the forward operator takes {A.in_shape}")
         Ahy = A.adjoint(y)
         L2 = power_norm2(A, Ahy) * 1.02
-        normK = math.sqrt(L2 + 8.0)
+        scale = max(1.0, math.sqrt(L2 / 8.0))  # s: the gradient block weighted like a large A
+        normK = math.sqrt(L2 + 8.0 * scale**2)
         tau = self.tau if self.tau is not None else 0.99 / normK
         sigma = self.sigma if self.sigma is not None else 0.99 / normK
         if self.tau is not None and self.sigma is None:
@@ -316,10 +320,10 @@ class TV(Solver):
         lam = self.lam
         for _ in range(self.maxiter):
             p_new = (p + sigma * (A.apply(xbar) - y)) / (1 + sigma)
-            q_new = q + sigma * grad2d(xbar)
+            q_new = q + (sigma * scale) * grad2d(xbar)
             mag = torch.sqrt((q_new.abs() ** 2).sum(-3, keepdim=True))
-            q_new = q_new / torch.clamp(mag / lam, min=1) if lam > 0 else torch.zeros_like(q_new)
-            x_new = x - tau * (A.adjoint(p_new) + grad2d_adjoint(q_new))
+            q_new = q_new / torch.clamp(mag * (scale / lam), min=1) if lam > 0 else torch.zeros_like(q_new)
+            x_new = x - tau * (A.adjoint(p_new) + scale * grad2d_adjoint(q_new))
             change = _rel_change(x_new, x, dims)
             p, q = track.keep(p_new, p), track.keep(q_new, q)
             xbar = track.keep(2 * x_new - x, xbar)
@@ -328,7 +332,7 @@ class TV(Solver):
                 break
         r = A.apply(x) - y
         obj = 0.5 * torch.linalg.vector_norm(r, dim=tuple(range(-len(A.out_shape), 0))) ** 2 + lam * tv_norm(x)
-        return track.solution(x, {"objective": obj, "tau": tau, "sigma": sigma, "opnorm2": L2,
+        return track.solution(x, {"objective": obj, "tau": tau, "sigma": sigma, "opnorm2": L2, "grad_scale": scale,
                                   "relative_residual": _data_residual(A, y, x)})
 
 
