@@ -1,45 +1,81 @@
-"""Sparse-view CT reconstruction of the Shepp-Logan phantom: FBP, damped CG, TV, and PnP-ADMM with a TV prox.
+"""Sparse-view CT: FBP, damped CG, TV, PnP-ADMM with a TV prox, PnP with the shipped learned denoiser and
+DDS with the shipped diffusion prior, on the Shepp-Logan phantom or a held-out MNI152 brain slice.
 
-    python examples/ct_reconstruction.py [--size 128] [--views 60] [--noise 0.01] [--device cpu] [--out out/ct.png]
+    python examples/ct_reconstruction.py [--image shepp-logan|mni152] [--size 128] [--views 60] [--noise 0.01]
+                                         [--method dds,tv,...] [--nfe 50] [--device cpu] [--out out/ct.png]
 
-Prints a PSNR/SSIM table and saves a figure with the reconstructions and error maps. A learned
-denoiser for PnP (and LPN) will plug in through the same `denoiser=` option.
+Prints a PSNR/SSIM table and saves a figure with the reconstructions and error maps. The learned priors
+(`pnp-hqs`: the DnCNN of datasets/mri/dncnn_mni152/; `dds`: the DDPM of datasets/mri/ddpm_mni152/) were
+trained on MNI152 brain slices, so they belong with `--image mni152` (test slice 1, never seen in training);
+on the phantom they run out of distribution.
 """
 from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 
+import torch
 
 import sciml
+from sciml import models
+from sciml.models.denoisers import SigmaSchedule
 from sciml.operators.ct import fbp
 from sciml.problems.imaging import ct_case, load_image
+from sciml.solvers.variational import power_norm2
 
+MRI_DATA = Path(__file__).resolve().parents[1] / "datasets" / "mri"
+METHODS = ("fbp", "cg", "tv", "pnp-admm", "pnp-hqs", "dds")
 
 
 def run(size: int = 128, views: int = 60, noise: float = 0.01, device: str = "cpu", seed: int = 0,
-        out: str | None = None) -> dict[str, dict[str, float]]:
-    case = ct_case(load_image("shepp-logan", size, device=device), views=views, noise=noise, seed=seed)
+        out: str | None = None, image: str = "shepp-logan", methods: tuple[str, ...] | str = METHODS,
+        nfe: int = 50) -> dict[str, dict[str, float]]:
+    if image not in ("mni152", "shepp-logan"):
+        raise ValueError(f"image must be 'mni152' or 'shepp-logan', got {image!r}")
+    methods = tuple(methods.split(",")) if isinstance(methods, str) else tuple(methods)
+    unknown = sorted(set(methods) - set(METHODS))
+    if unknown:
+        raise ValueError(f"methods: unknown {', '.join(unknown)}; choose from {', '.join(METHODS)}")
+    source = MRI_DATA / "mni152_slices.h5" if image == "mni152" else "shepp-logan"
+    case = ct_case(load_image(source, size, index=1, split="test_index", device=device), views=views, noise=noise,
+                   seed=seed)
     problem, truth = case.problem, case.truth
     A, y = problem.forward, problem.y
     recon, times = {}, {}
 
     def timed(name, fn):
         start = time.perf_counter()
-        recon[name] = fn()
+        with torch.no_grad():
+            recon[name] = fn()
         times[name] = time.perf_counter() - start
 
-    timed("FBP", lambda: fbp(y, A, filter="shepp-logan"))
-    timed("CG (damped)", lambda: sciml.solve(problem, "cg", damp=1.0, maxiter=30).x)
-    lam, rho = 0.02 * float(y.abs().max()), 1.0  # TV weight on the data scale; ADMM penalty
-    timed("TV", lambda: sciml.solve(problem, "tv", lam=lam, maxiter=300).x)
-    # PnP with the TV prox (lam / rho) minimises the same objective as TV: a check, and the slot for a
-    # learned denoiser.
-    denoiser = sciml.solvers.tv_denoiser(lam / rho)
-    timed("PnP-ADMM (TV prox)",
-          lambda: sciml.solve(problem, "pnp-admm", denoiser=denoiser, rho=rho, maxiter=30, x0=recon["FBP"]).x)
+    x_fbp = fbp(y, A, filter="shepp-logan")
+    if "fbp" in methods:
+        timed("FBP", lambda: x_fbp)
+    if "cg" in methods:
+        timed("CG (damped)", lambda: sciml.solve(problem, "cg", damp=1.0, maxiter=30).x)
+    lam, rho = 0.04 * float(y.abs().max()), 1.0  # TV weight on the data scale; ADMM penalty
+    if "tv" in methods:
+        timed("TV", lambda: sciml.solve(problem, "tv", lam=lam, maxiter=300).x)
+    if "pnp-admm" in methods:
+        # PnP with the TV prox (lam / rho) minimises the same objective as TV: a check of the PnP machinery
+        denoiser = sciml.solvers.tv_denoiser(lam / rho)
+        timed("PnP-ADMM (TV prox)",
+              lambda: sciml.solve(problem, "pnp-admm", denoiser=denoiser, rho=rho, maxiter=30, x0=x_fbp).x)
+    if "pnp-hqs" in methods:
+        # the DnCNN with its noise level annealed 50/255 -> 6/255; the penalty on the operator's scale
+        # (0.05 ||A||^2, tuned in benchmarks/dds_vs_pnp.py)
+        dncnn = models.load(MRI_DATA / "dncnn_mni152", device=device)
+        rho_pnp = 0.05 * power_norm2(A, x_fbp)
+        D = SigmaSchedule(dncnn, 50 / 255, 6 / 255, 30)
+        timed("PnP-HQS (DnCNN)", lambda: sciml.solve(problem, "pnp-hqs", denoiser=D, rho=rho_pnp, maxiter=30, rtol=0.0,
+                                                     x0=x_fbp).x)
+    if "dds" in methods:
+        prior = models.load_pretrained(MRI_DATA / "ddpm_mni152", device=device)
+        timed(f"DDS ({nfe} NFE)", lambda: sciml.solve(problem, "dds", model=prior, num_inference_steps=nfe).x)
     table = {}
-    print(f"sparse-view CT, {size}x{size}, {views} views, noise {noise}:")
+    print(f"sparse-view CT, {image} {size}x{size}, {views} views, noise {noise}:")
     print(f"{'method':<22} {'PSNR (dB)':>9} {'SSIM':>6} {'time (s)':>8}")
     for name, x in recon.items():
         table[name] = {**case.scores(x), "time": times[name]}
@@ -76,10 +112,15 @@ def _figure(truth, recon, table, out: str) -> None:
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--image", default="shepp-logan", choices=["shepp-logan", "mni152"])
     ap.add_argument("--size", type=int, default=128)
     ap.add_argument("--views", type=int, default=60)
     ap.add_argument("--noise", type=float, default=0.01)
+    ap.add_argument("--method", default=",".join(METHODS),
+                    help=f"comma-separated subset of {', '.join(METHODS)} (default: all)")
+    ap.add_argument("--nfe", type=int, default=50, help="DDS model evaluations")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--out", default="out/ct.png")
     args = ap.parse_args()
-    run(args.size, args.views, args.noise, args.device, out=args.out)
+    run(args.size, args.views, args.noise, args.device, out=args.out, image=args.image, methods=args.method,
+        nfe=args.nfe)

@@ -1,17 +1,20 @@
-"""Accelerated multi-coil MRI: zero-filled, CG-SENSE, TV, PnP-ADMM with a TV prox and with the
-shipped learned denoiser, on a held-out slice of the MNI152 brain template (or a simulated phantom).
+"""Accelerated multi-coil MRI: zero-filled, CG-SENSE, TV, PnP-ADMM with a TV prox, PnP with the shipped
+learned denoiser and DDS with the shipped diffusion prior, on a held-out slice of the MNI152 brain
+template (or a simulated phantom).
 
     python examples/mri_reconstruction.py [--image mni152|shepp-logan] [--size 128] [--coils 8]
                                           [--acceleration 4] [--noise 0.005] [--estimate-maps]
-                                          [--device cpu] [--out out/mri.png]
+                                          [--method dds,tv,...] [--nfe 50] [--device cpu] [--out out/mri.png]
 
 k-space is simulated from the magnitude image (default: test slice 1 of datasets/mri/mni152_slices.h5,
 a slice the denoiser never saw in training; `--image shepp-logan`: the modified Shepp-Logan phantom)
 with a smooth phase and birdcage coil maps; sampling is random phase-encode lines with a fully
 sampled centre. With --estimate-maps the coil maps are estimated from the calibration region instead
 of taken as known. The learned PnP (PnP-HQS) uses the noise-conditioned DnCNN of
-datasets/mri/dncnn_mni152/ (`sciml.models.load`) with an annealed noise level on the phase-corrected image. Prints a PSNR/SSIM table of the magnitude images and saves a
-figure with reconstructions and error maps.
+datasets/mri/dncnn_mni152/ (`sciml.models.load`) with an annealed noise level on the phase-corrected
+image; DDS (`--method dds`) the diffusion prior of datasets/mri/ddpm_mni152/ (a diffusers UNet2DModel,
+`sciml.models.load_pretrained`). Prints a PSNR/SSIM table of the magnitude images and saves a figure
+with reconstructions and error maps.
 """
 from __future__ import annotations
 
@@ -30,10 +33,18 @@ from sciml.problems.imaging import load_image, mri_case
 MRI_DATA = Path(__file__).resolve().parents[1] / "datasets" / "mri"
 
 
+METHODS = ("zero-filled", "cg", "tv", "pnp-admm", "pnp-hqs", "dds")
+
+
 def run(size: int = 128, coils: int = 8, acceleration: float = 4.0, noise: float = 0.005, estimate_maps: bool = False,
-        device: str = "cpu", seed: int = 0, out: str | None = None, image: str = "mni152") -> dict[str, dict[str, float]]:
+        device: str = "cpu", seed: int = 0, out: str | None = None, image: str = "mni152",
+        methods: tuple[str, ...] | str = METHODS, nfe: int = 50) -> dict[str, dict[str, float]]:
     if image not in ("mni152", "shepp-logan"):
         raise ValueError(f"image must be 'mni152' or 'shepp-logan', got {image!r}")
+    methods = tuple(methods.split(",")) if isinstance(methods, str) else tuple(methods)
+    unknown = sorted(set(methods) - set(METHODS))
+    if unknown:
+        raise ValueError(f"methods: unknown {', '.join(unknown)}; choose from {', '.join(METHODS)}")
     source = MRI_DATA / "mni152_slices.h5" if image == "mni152" else "shepp-logan"
     magnitude = load_image(source, size, index=1, split="test_index", device=device)  # a held-out slice
     case = mri_case(magnitude, coils=coils, acceleration=acceleration, noise=noise, estimate_maps=estimate_maps,
@@ -44,26 +55,38 @@ def run(size: int = 128, coils: int = 8, acceleration: float = 4.0, noise: float
 
     def timed(name, fn):
         start = time.perf_counter()
-        recon[name] = fn()
+        with torch.no_grad():
+            recon[name] = fn()
         times[name] = time.perf_counter() - start
 
-    timed("zero-filled", lambda: zero_filled(y, maps))
-    timed("CG-SENSE", lambda: sciml.solve(problem, "cg", maxiter=15).x)
+    zf = zero_filled(y, maps)
+    if "zero-filled" in methods:
+        timed("zero-filled", lambda: zf)
+    if "cg" in methods:
+        timed("CG-SENSE", lambda: sciml.solve(problem, "cg", maxiter=15).x)
     lam, rho = 0.004 * float(y.abs().max()), 1.0  # TV weight on the k-space scale (tuned at 64², 4x); ADMM penalty
-    timed("TV", lambda: sciml.solve(problem, "tv", lam=lam, maxiter=300).x)
-    denoiser = sciml.solvers.tv_denoiser(lam / rho)
-    timed("PnP-ADMM (TV prox)",
-          lambda: sciml.solve(problem, "pnp-admm", denoiser=denoiser, rho=rho, maxiter=30, x0=recon["CG-SENSE"]).x)
-    # the learned prior: a noise-level-conditioned DnCNN trained on the MNI152 training slices, its noise level
-    # annealed from 50/255 to 2.35 times the image-domain noise std (the ratio tuned in
-    # benchmarks/pnp_vs_tv_mri.py: 6/255 at noise 0.01), applied to the real part of the image after removing
-    # the low-resolution phase of the calibration lines
-    dncnn = models.load(MRI_DATA / "dncnn_mni152", device=device)
-    sigma_end = min(max(2.35 * float(scale), 2 / 255), 50 / 255)
-    with torch.inference_mode():
+    if "tv" in methods:
+        timed("TV", lambda: sciml.solve(problem, "tv", lam=lam, maxiter=300).x)
+    if "pnp-admm" in methods:
+        denoiser = sciml.solvers.tv_denoiser(lam / rho)
+        timed("PnP-ADMM (TV prox)",
+              lambda: sciml.solve(problem, "pnp-admm", denoiser=denoiser, rho=rho, maxiter=30, x0=zf).x)
+    if "pnp-hqs" in methods:
+        # the learned prior: a noise-level-conditioned DnCNN trained on the MNI152 training slices, its noise
+        # level annealed from 50/255 to 2.35 times the image-domain noise std (the ratio tuned in
+        # benchmarks/pnp_vs_tv_mri.py: 6/255 at noise 0.01), applied to the real part of the image after
+        # removing the low-resolution phase of the calibration lines
+        dncnn = models.load(MRI_DATA / "dncnn_mni152", device=device)
+        sigma_end = min(max(2.35 * float(scale), 2 / 255), 50 / 255)
         D = phase_constrained(SigmaSchedule(dncnn, 50 / 255, sigma_end, 20), case.extras["phase"])
         timed("PnP-HQS (DnCNN)", lambda: sciml.solve(problem, "pnp-hqs", denoiser=D, rho=0.05, maxiter=20, rtol=0.0,
-                                                     cg_maxiter=20, x0=recon["zero-filled"]).x)
+                                                     cg_maxiter=20, x0=zf).x)
+    if "dds" in methods:
+        # the diffusion prior: a DDPM (diffusers UNet2DModel) trained on the MNI152 training slices; DDS
+        # (Tweedie + 5 CG steps of data consistency + re-noising) on the phase-corrected real image
+        prior = models.load_pretrained(MRI_DATA / "ddpm_mni152", device=device)
+        timed(f"DDS ({nfe} NFE)", lambda: sciml.solve(problem, "dds", model=prior, phase=case.extras["phase"],
+                                                      num_inference_steps=nfe).x)
     table = {}
     maps_note = "estimated" if estimate_maps else "known"
     print(f"multi-coil MRI, {image} {size}x{size}, {coils} coils ({maps_note} maps), {acceleration:g}x lines, noise {noise}:")
@@ -88,6 +111,9 @@ if __name__ == "__main__":
     ap.add_argument("--estimate-maps", action="store_true")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--out", default="out/mri.png")
+    ap.add_argument("--method", default=",".join(METHODS),
+                    help=f"comma-separated subset of {', '.join(METHODS)} (default: all)")
+    ap.add_argument("--nfe", type=int, default=50, help="DDS model evaluations")
     args = ap.parse_args()
     run(args.size, args.coils, args.acceleration, args.noise, args.estimate_maps, args.device, out=args.out,
-        image=args.image)
+        image=args.image, methods=args.method, nfe=args.nfe)
