@@ -125,7 +125,7 @@ class Solution:
             ds.to_netcdf(tmp, engine="h5netcdf")
 
     def plot(self, path: str) -> None:
-        """Save a PNG: the solution (first system of a batch), its error if known, the residual history."""
+        """Save a PNG: the solution (first system of a batch), its error if known, the residual history (if any)."""
         import matplotlib
 
         matplotlib.use("Agg")
@@ -136,15 +136,19 @@ class Solution:
         panels = [(self.variable, self.x[first])]
         if self.exact is not None:
             panels.append(("error", (self.x - self.exact)[first]))
-        fig, axes = plt.subplots(1, len(panels) + 1, figsize=(4.6 * (len(panels) + 1), 3.8))
+        history = self.residuals.numel() > 0  # learned one-shot solvers have no iteration history
+        ncols = len(panels) + history
+        fig, axes = plt.subplots(1, ncols, figsize=(4.6 * ncols, 3.8), squeeze=False)
+        axes = axes[0]
         for ax, (title, t) in zip(axes, panels):
             _draw_field(fig, ax, t.detach().cpu(), self.coords, title)
-        hist = self.residuals.detach().cpu().reshape(self.residuals.shape[0], -1).numpy()
-        axes[-1].semilogy(hist)
-        axes[-1].set_xlabel("iteration")
-        axes[-1].set_ylabel("||b - A x||")
-        state = "converged" if self.converged else self.status.name.lower()
-        axes[-1].set_title(f"{self.info.get('solver', '')}: {state} after {self.iterations} iterations", fontsize=9)
+        if history:
+            hist = self.residuals.detach().cpu().reshape(self.residuals.shape[0], -1).numpy()
+            axes[-1].semilogy(hist)
+            axes[-1].set_xlabel("iteration")
+            axes[-1].set_ylabel("||b - A x||")
+            state = "converged" if self.converged else self.status.name.lower()
+            axes[-1].set_title(f"{self.info.get('solver', '')}: {state} after {self.iterations} iterations", fontsize=9)
         fig.tight_layout()
         with atomic_path(path) as tmp:
             fig.savefig(tmp, format="png", dpi=110)

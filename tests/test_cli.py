@@ -301,3 +301,19 @@ def test_data_file_coefficient(workdir, capsys):
     e_faces = float(open_nc(workdir / "o" / "faces.nc").attrs["rel_l2_error"])
     e_file = float(open_nc(workdir / "o" / "file.nc").attrs["rel_l2_error"])
     assert e_faces < 3e-3 and e_file < 2 * e_faces
+
+
+def test_every_shipped_solver_config_is_valid():
+    """Each solvers/*.toml loads (problem and solver options validated, models read) from a clean clone;
+    poseidon-finetune.toml reads what examples/poseidon_finetune.py writes, so it is checked only then."""
+    from sciml import config as config_mod
+
+    needs_example = {"poseidon-finetune.toml": ROOT / "out" / "poseidon_finetune" / "finetuned"}
+    paths = sorted((ROOT / "solvers").glob("*.toml"))
+    checked = 0
+    for path in paths:
+        if path.name in needs_example and not needs_example[path.name].exists():
+            continue
+        config_mod.load(path)
+        checked += 1
+    assert len(paths) >= 19 and checked >= len(paths) - len(needs_example)

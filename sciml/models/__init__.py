@@ -21,10 +21,14 @@ from .registry import (MODELS, available_models, build_model, load, model_config
                        unwrap)
 from .scot import ConditionalLayerNorm, ScOT, ScOTConfig, ScOTOutput, spectral_resample
 from .scot_data import all2all_pairs, median_relative_l1, relative_l1, rollout
+from .scot_train import (All2AllTrajectories, evaluate_median_rel_l1, finetune_model, read_trajectories, scot_loss,
+                         use_param_groups)
 from .unet import UNet2DPrior
 
-__all__ = ["ACTIVATIONS", "CNN2d", "ConditionalLayerNorm", "DCDMNet", "FNO2d", "GPHM", "ImagePatches", "KERNEL_KINDS",
-           "LPN", "LSM", "MLP", "MODELS", "NeuralSpectralBlock", "NeuralopFNO", "ScOT", "ScOTConfig", "ScOTOutput",
-           "SigmaDnCNN", "SigmaSchedule", "SpectralConv2d", "SpectralMixtureKernel", "UNet2DPrior", "all2all_pairs",
-           "available_models", "build_model", "load", "load_pretrained", "median_relative_l1", "model_config",
-           "read_config", "register_model", "relative_l1", "rollout", "save", "spectral_resample", "unwrap"]
+__all__ = ["ACTIVATIONS", "All2AllTrajectories", "CNN2d", "ConditionalLayerNorm", "DCDMNet", "FNO2d", "GPHM",
+           "ImagePatches", "KERNEL_KINDS", "LPN", "LSM", "MLP", "MODELS", "NeuralSpectralBlock", "NeuralopFNO",
+           "ScOT", "ScOTConfig", "ScOTOutput", "SigmaDnCNN", "SigmaSchedule", "SpectralConv2d",
+           "SpectralMixtureKernel", "UNet2DPrior", "all2all_pairs", "available_models", "build_model",
+           "evaluate_median_rel_l1", "finetune_model", "load", "load_pretrained", "median_relative_l1",
+           "model_config", "read_config", "read_trajectories", "register_model", "relative_l1", "rollout", "save",
+           "scot_loss", "spectral_resample", "unwrap", "use_param_groups"]

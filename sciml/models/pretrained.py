@@ -42,9 +42,12 @@ def load_pretrained(path: str | Path, device: Any = "cpu") -> nn.Module:
     if _is_diffusers(path):
         from .unet import UNet2DPrior
 
-        return UNet2DPrior.from_pretrained(path, device=device)
-    if _config(path).get("model_type") == "swinv2":
+        model = UNet2DPrior.from_pretrained(path, device=device)
+    elif _config(path).get("model_type") == "swinv2":
         from .scot import ScOT
 
-        return ScOT.from_pretrained(path).to(device).eval()
-    return load(path, device=device)
+        model = ScOT.from_pretrained(path).to(device).eval()
+    else:
+        model = load(path, device=device)
+    model.sciml_checkpoint = str(path)  # where files stored beside the weights (normalizer.json) are found
+    return model

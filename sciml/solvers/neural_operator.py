@@ -5,7 +5,9 @@ r"""Learned neural operators as solvers: a PDEProblem's input fields -> the pred
 (`Grid.nodes`), stacks them as channels `(B, C, *grid)`, applies the normalisation used in training,
 runs the model in batches and returns a `Solution` whose `x` is the prediction on the grid. Subclasses
 set `name` (and may check the model type in `check_model` or build inputs differently in
-`input_tensor`). Registered here: `lsm` (Latent Spectral Models) and `fno` (the FNO baseline).
+`input_tensor`). Registered here: `lsm` (Latent Spectral Models), `fno` (the FNO baseline) and `poseidon`
+(scOT / Poseidon: the problem's initial state `source` -> the state `lead_time` later, direct or
+autoregressive; see `PoseidonSolver`).
 
 Normalisation. sciml's datasets normalise a field as `(value - mean) / std` with statistics of the
 train split (`sciml.data.normalization`, cached in `<data>.stats.json`, exposed as `dataset.stats`);
@@ -377,6 +379,96 @@ class FNOSolver(NeuralOperatorSolver):
                                     f"{type(net).__name__}; use the solver of that model")
 
 
+class _LeadTimeRollout(nn.Module):
+    """`x (B, C, H, W) -> (B, C_out, H, W)`: a scOT's prediction `lead_time` ahead (`sciml.models.rollout`)."""
+
+    def __init__(self, model: nn.Module, lead_time: float, steps: int):
+        super().__init__()
+        self.model, self.lead_time, self.steps = model, float(lead_time), int(steps)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        from ..models.scot_data import rollout
+
+        return rollout(self.model, x, self.lead_time, steps=self.steps)
+
+
+@register
+@dataclass
+class PoseidonSolver(NeuralOperatorSolver):
+    """Poseidon / scOT (NeurIPS 2024): the field `lead_time` after the problem's initial state, in one model
+    call (`ar_steps = 1`) or `ar_steps` autoregressive calls of `lead_time / ar_steps`.
+
+    Convention for time-dependent problems: the state at the initial time, `u(t0)` `(n, n)` (or `(B, n, n)`),
+    is the problem's `source` field (default `inputs = ["source"]`; several fields are stacked as channels in
+    the order of `inputs`, as in training); `exact`, if given, is `u(t0 + lead_time)` and yields
+    `info["rel_l2_error"]`. The grid must be 2-D and square (`points = [n, n]`; another n than the model's
+    `image_size` is resampled spectrally by the model).
+
+    Options (besides the shared ones: `model`, `inputs`, `normalizer`, `device`, `batch_size`, `dtype`):
+        model: a `ScOT`, or a directory: official layout (`ScOT.save_pretrained`, `config.json` with
+            model_type "swinv2") or a sciml model directory (`sciml train` with `[model] name = "scot"`).
+        lead_time: the lead time in the model's time unit (the `time` it was trained with; for the
+            "scot-all2all" dataset kind, snapshot intervals / `time_norm`), > 0. Default 1.0.
+        ar_steps: 1 = direct prediction; n = n autoregressive steps of `lead_time / n` (a model with more
+            input than output channels gets the trailing input channels appended to each prediction). With a
+            normaliser, the input and target statistics should agree when `ar_steps > 1`.
+    """
+
+    name: ClassVar[str] = "poseidon"
+
+    inputs: list = field(default_factory=lambda: ["source"])
+    lead_time: float = 1.0
+    ar_steps: int = 1
+
+    def __post_init__(self) -> None:
+        if isinstance(self.lead_time, bool) or not isinstance(self.lead_time, (int, float)) or not self.lead_time > 0:
+            raise SolverOptionError(f"poseidon: lead_time must be a number > 0 (in the model's time unit), "
+                                    f"got {self.lead_time!r}")
+        if isinstance(self.ar_steps, bool) or not isinstance(self.ar_steps, int) or self.ar_steps < 1:
+            raise SolverOptionError(f"poseidon: ar_steps must be an integer >= 1 (1 = direct prediction), "
+                                    f"got {self.ar_steps!r}")
+        super().__post_init__()
+
+    def check_model(self, net: nn.Module) -> None:
+        from ..models.scot import ScOT
+
+        if not isinstance(net, ScOT):
+            raise SolverOptionError(f"poseidon: model must be a scOT (model \"scot\" or an official Poseidon "
+                                    f"checkpoint directory), got {type(net).__name__}")
+
+    def scot(self) -> nn.Module:
+        """The underlying `ScOT` (loaded once)."""
+        return self.network().model
+
+    def network(self) -> nn.Module:
+        if self._net is None:
+            if isinstance(self.model, (str, Path)):
+                from ..models.pretrained import load_pretrained
+
+                net = load_pretrained(self.model)
+            else:
+                net = self.model
+            net = unwrap(net)
+            self.check_model(net)
+            self._net = _LeadTimeRollout(net, self.lead_time, self.ar_steps)
+        return super().network()
+
+    def solve(self, problem: Any) -> Solution:
+        sol = super().solve(problem)
+        sol.info.update(model="ScOT", lead_time=float(self.lead_time), ar_steps=int(self.ar_steps))
+        return sol
+
+    def check_fit(self, net: nn.Module, x: torch.Tensor, problem: PDEProblem) -> None:
+        points = tuple(problem.grid.points)
+        if len(points) != 2 or points[0] != points[1]:
+            raise ValueError(f"poseidon: grid: scOT needs a square 2-D grid, points = [n, n]; got points = "
+                             f"{list(points)}")
+        cfg = net.model.config if isinstance(net, _LeadTimeRollout) else unwrap(net).config
+        if x.shape[1] != cfg.num_channels:
+            raise SolverOptionError(f"poseidon: inputs: {list(self.inputs)} gives {x.shape[1]} channel(s) but the "
+                                    f"model expects num_channels={cfg.num_channels}")
+
+
 def main(argv: list[str] | None = None) -> int:
     """`python -m sciml.solvers.neural_operator CONFIG [MODEL_DIR]`: write MODEL_DIR/normalizer.json."""
     import argparse
@@ -394,5 +486,5 @@ if __name__ == "__main__":
     raise SystemExit(main())
 
 
-__all__ = ["FNOSolver", "LSMSolver", "NeuralOperatorSolver", "check_normalizer", "export_normalizer", "load_normalizer",
+__all__ = ["FNOSolver", "LSMSolver", "NeuralOperatorSolver", "PoseidonSolver", "check_normalizer", "export_normalizer", "load_normalizer",
            "normalizer_from_dataset", "save_normalizer"]
