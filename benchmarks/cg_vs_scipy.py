@@ -84,7 +84,6 @@ def batched(n: int, batch: int, rtol: float, repeat: int, dev: str) -> None:
 
 
 def variable(n: int, rtol: float, repeat: int) -> None:
-    h = 1.0 / (n + 1)
     grid = sciml.Grid((0, 0), (1, 1), (n, n))
     problem = sciml.PDEProblem(grid, source=1.0, a="1 + 0.5*sin(2*pi*x)*sin(2*pi*y)")
     d = problem.discretize()

@@ -10,7 +10,7 @@ import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 import torch
 
-from helpers import gen, randn
+from helpers import randn
 from sciml.linalg import cg
 from sciml.operators import IdentityOperator, LinearOperator, aslinearoperator, laplacian
 from sciml.status import Status

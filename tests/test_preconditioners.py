@@ -30,7 +30,6 @@ from sciml.operators import (
 )
 from sciml.operators.preconditioners import fft_preconditioner
 from sciml.solvers import SolverOptionError, make_solver
-from sciml.status import Status
 
 pytestmark = [pytest.mark.filterwarnings("ignore:Sparse CSR tensor support is in beta state"),
               pytest.mark.filterwarnings("ignore:Sparse invariant checks")]

@@ -18,8 +18,11 @@ from typing import Any, Sequence
 
 import torch
 
-from ..linalg.poisson import BOUNDARY_CONDITIONS, normalize_bc, normalize_spacing  # noqa: F401 (re-exported)
+from ..linalg.poisson import BOUNDARY_CONDITIONS, normalize_bc, normalize_spacing
 from .base import LinearOperator, _as_shape
+
+__all__ = ["BOUNDARY_CONDITIONS", "DiffusionOperator", "diffusion_apply", "laplacian", "laplacian_apply", "normalize_bc",
+           "normalize_spacing", "pad_ghosts"]
 
 def pad_ghosts(u: torch.Tensor, axis: int, bc: str, lo: Any = None, hi: Any = None) -> torch.Tensor:
     """Append one ghost layer at each end of `axis` by the rule of `bc`, plus optional offsets `lo`/`hi`.
