@@ -374,3 +374,21 @@ def test_deis_solver_is_dds_on_a_deis_scheduler(gauss):
         sciml.solvers.make_solver("deis", model=gauss["model"], method="euler")
     with pytest.raises(SolverOptionError, match="own DEIS scheduler"):
         sciml.solvers.make_solver("deis", model=gauss["model"], scheduler=sch)
+
+
+def test_dds_warm_start(gauss):
+    prob = sciml.InverseProblem(gauss["A"], gauss["y"].expand(256, -1).contiguous())
+    cold = sciml.solve(prob, "dds", model=gauss["model"], num_inference_steps=10, eta=0.0)
+    warm = sciml.solve(prob, "dds", model=gauss["model"], num_inference_steps=10, eta=0.0, start=0.3)
+    assert warm.iterations == 10 and warm.info["relative_residual"] < 0.05
+    # from the default start (CG on the normal equations) at 0.3 T the sample mean is closer to the posterior
+    # mean than from pure noise at the same NFE (measured 0.234 vs 0.267; fixed seed)
+    assert rel(warm.x.mean(0), gauss["post"]) < 0.95 * rel(cold.x.mean(0), gauss["post"])
+    exact = sciml.solve(prob, "dds", model=gauss["model"], num_inference_steps=10, eta=0.0, start=0.02,
+                        x_init=gauss["post"])
+    assert rel(exact.x.mean(0), gauss["post"]) < 0.05  # started at the answer, little noise added: stays there
+    for bad, match in [({"start": 0.0}, "start"), ({"start": 1.5}, "start"), ({"x_init": [1.0]}, "x_init")]:
+        with pytest.raises(SolverOptionError, match=match):
+            sciml.solvers.make_solver("dds", model=gauss["model"], **bad)
+    with pytest.raises(SolverOptionError, match="x_init of shape"):
+        sciml.solve(prob, "dds", model=gauss["model"], num_inference_steps=5, start=0.5, x_init=torch.zeros(3, 3))

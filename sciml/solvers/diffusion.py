@@ -248,9 +248,11 @@ class _Diffusion(Solver):
                 **(extra or {})}
         return Solution(x, res, {"status": status, "iterations": iterations}, info)
 
-    def _grid(self, S: _Setup) -> list[tuple[int, float, float]]:
-        """`(t, abar_t, abar_next)` per step on the leading grid (abar after the last step is 1)."""
-        ts = timestep_grid(self.num_inference_steps, len(S.abar))
+    def _grid(self, S: _Setup, start: float = 1.0) -> list[tuple[int, float, float]]:
+        """`(t, abar_t, abar_next)` per step on the leading grid over the first `start` fraction of the
+        training timesteps (abar after the last step is 1)."""
+        T = max(self.num_inference_steps, int(round(start * len(S.abar))))
+        ts = timestep_grid(self.num_inference_steps, T)
         return [(t, S.abar[t], S.abar[ts[i + 1]] if i + 1 < len(ts) else 1.0) for i, t in enumerate(ts)]
 
 
@@ -293,8 +295,10 @@ class DDS(_DataConsistent):
     when `noise_std` is None/0, else the proximal step with γ = 1; a number forces the proximal step),
     `data_range` (lo, hi), `alphas_cumprod` (tensor or a beta-schedule name), `phase` (for a complex
     unknown with a 1-channel model), `scheduler` (a diffusers scheduler; None: DDS's own update),
-    `tv_z` (λ of TV along z for volumes; None: off), `rho` (ADMM penalty, 10), `seed` (0), `generator`,
-    `batch_size` (model chunk), `progress` (tqdm bar).
+    `tv_z` (λ of TV along z for volumes; None: off), `rho` (ADMM penalty, 10), `start` (1: sample from pure
+    noise; s < 1: start at timestep s·T from `x_init` diffused to that noise level -- a warm start in the
+    manner of SDEdit/CCDF, not in the DDS paper; `x_init` defaults to 4·`cg_iter` CG steps on the normal
+    equations from zero), `seed` (0), `generator`, `batch_size` (model chunk), `progress` (tqdm bar).
 
     Example (a mask on 16x16 images; `model` any ε-model, e.g. a diffusers ``UNet2DModel``)::
 
@@ -312,12 +316,20 @@ class DDS(_DataConsistent):
     scheduler: Any = None
     tv_z: float | None = None
     rho: float = 10.0
+    start: float = 1.0
+    x_init: torch.Tensor | None = None
 
     def __post_init__(self) -> None:
         super().__post_init__()
         _num(self.name, "eta", self.eta, lo=0, hi=1)
         _num(self.name, "tv_z", self.tv_z, lo=0, allow_none=True)
         _num(self.name, "rho", self.rho, lo=0, strict_lo=True)
+        _num(self.name, "start", self.start, lo=0, hi=1, strict_lo=True)
+        if self.x_init is not None and not isinstance(self.x_init, torch.Tensor):
+            raise SolverOptionError(f"{self.name}: x_init must be a torch.Tensor shaped like the unknown, "
+                                    f"got {type(self.x_init).__name__}")
+        if self.scheduler is not None and self.start != 1.0:
+            raise SolverOptionError(f"{self.name}: start < 1 is for DDS's own update; the scheduler sets its own grid")
         if self.scheduler is not None and not all(callable(getattr(self.scheduler, m, None)) for m in ("set_timesteps", "step")):
             raise SolverOptionError(f"{self.name}: scheduler must be a diffusers-style scheduler with set_timesteps() and "
                                     f"step(), got {type(self.scheduler).__name__}")
@@ -333,6 +345,15 @@ class DDS(_DataConsistent):
         gamma = self._gamma(problem)
         steps, step_fn = self._steps(S)
         x = _randn(L.model_shape, L.real_dtype, S.Ahy.device, S.gen) * float(getattr(self.scheduler, "init_noise_sigma", 1.0))
+        if self.start < 1.0:  # warm start: the initial estimate diffused to the first step's noise level
+            init = self.x_init if self.x_init is not None else self._dc(S, torch.zeros_like(S.Ahy), None, 4 * self.cg_iter)
+            try:
+                init = L.to_model(init.to(S.Ahy.dtype).to(S.Ahy.device).expand_as(S.Ahy))
+            except RuntimeError:
+                raise SolverOptionError(f"{self.name}: x_init of shape {tuple(self.x_init.shape)} does not match the "
+                                        f"unknown {tuple(S.Ahy.shape)}") from None
+            a0 = steps[0][1]
+            x = math.sqrt(a0) * init + math.sqrt(1 - a0) * x
         bad = torch.zeros(problem.batch_shape, dtype=torch.bool, device=S.Ahy.device)
         tv = self._tv_state(S) if self.tv_z is not None else None
         history: list[torch.Tensor] = []
@@ -358,7 +379,7 @@ class DDS(_DataConsistent):
                 z = _randn(x.shape, x.dtype, x.device, S.gen)
                 return math.sqrt(a_next) * x0 + math.sqrt(1 - a_next) * (eta * z + math.sqrt(1 - eta * eta) * eps)
 
-            return self._grid(S), dds_update
+            return self._grid(S, self.start), dds_update
 
         sch = self.scheduler
         sch_ac = getattr(sch, "alphas_cumprod", None)
