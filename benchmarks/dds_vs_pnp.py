@@ -1,8 +1,8 @@
 """Diffusion priors (DDS, DEIS-DC, DDIM + final data consistency, DPS) vs TV and PnP on held-out
 MNI152 slices: 4x multi-coil MRI and sparse-view CT.
 
-    python benchmarks/dds_vs_pnp.py [--task mri|ct|both] [--slices 9] [--nfe 50] [--threads 1]
-                                    [--prior datasets/mri/ddpm_mni152] [--quick]
+    python benchmarks/dds_vs_pnp.py [--task mri|ct|both] [--slices 9] [--nfe 50] [--threads 1] [--views 30]
+                                    [--prior datasets/mri/ddpm_mni152] [--quick] [--no-diffusion]
 
 Data: the 10 held-out test slices of datasets/mri/mni152_slices.h5 (128 x 128, [0, 1]); slice 0 tunes
 the methods' free parameters (every setting printed) and is left out of the table, which is the mean
@@ -148,16 +148,17 @@ def mri(args, prior, denoiser) -> dict:
     problem, (truth, A) = make(0)
     print("tuning on test slice 0 (not in the table):", flush=True)
     with torch.no_grad():
-        tuned = tune_diffusion(problem, truth, prior, args.nfe, args.dps_nfe, phase_of(problem), (0.3, 1.0, 3.0),
-                               args.quick)
+        tuned = None if args.no_diffusion else tune_diffusion(problem, truth, prior, args.nfe, args.dps_nfe,
+                                                                   phase_of(problem), (0.3, 1.0, 3.0), args.quick)
     methods = {
         "zero-filled": lambda p, e: zero_filled(p.y, e[1].sensitivities),
         "TV (lam 0.01)": lambda p, e: sciml.solve(sciml.InverseProblem(p.forward, p.y), "tv", lam=0.01, maxiter=300).x,
         "PnP-HQS, phase (6/255, rho 0.05)": lambda p, e: pnp(sciml.InverseProblem(p.forward, p.y), e[1], denoiser,
                                                             6 / 255, 0.05, 30),
     }
-    for name, fn in diffusion_methods(prior, args.nfe, args.deis_nfe, args.dps_nfe, tuned, phase_of).items():
-        methods[name] = (lambda f: (lambda p, e: f(p)))(fn)
+    if tuned is not None:
+        for name, fn in diffusion_methods(prior, args.nfe, args.deis_nfe, args.dps_nfe, tuned, phase_of).items():
+            methods[name] = (lambda f: (lambda p, e: f(p)))(fn)
     slices = range(1, 1 + min(args.slices, len(images) - 1))
     return run_table("MRI, 4x, 8 coils", slices, make, methods, lambda e: e[0])
 
@@ -177,7 +178,7 @@ def ct(args, prior, denoiser) -> dict:
     with torch.no_grad():
         lams = (0.04, 0.08) if args.quick else (0.02, 0.04, 0.08, 0.16)
         lam = sweep("TV lam / max|y|", lams, lambda v: sciml.solve(problem, "tv", lam=v * scale, maxiter=300).x, truth)
-        rhos = (0.05, 0.2) if args.quick else (0.02, 0.05, 0.1, 0.2, 0.5)
+        rhos = (0.02, 0.05) if args.quick else (0.005, 0.01, 0.02, 0.05, 0.1)
 
         def pnp_ct(p, rho, x0):
             D = SigmaSchedule(denoiser, 50 / 255, 6 / 255, 30)
@@ -185,14 +186,16 @@ def ct(args, prior, denoiser) -> dict:
 
         rho = sweep("PnP rho / ||A||^2", rhos, lambda v: pnp_ct(problem, v, fbp(y, A, "shepp-logan")), truth)
         gammas = (1.0 / norm2, 10.0 / norm2, 100.0 / norm2)
-        tuned = tune_diffusion(problem, truth, prior, args.nfe, args.dps_nfe, None, gammas, args.quick)
+        tuned = None if args.no_diffusion else tune_diffusion(problem, truth, prior, args.nfe, args.dps_nfe, None,
+                                                                   gammas, args.quick)
     methods = {
         "FBP (Shepp-Logan filter)": lambda p, e: fbp(p.y, p.forward, "shepp-logan"),
         f"TV (lam {lam:g} max|y|)": lambda p, e: sciml.solve(p, "tv", lam=lam * float(p.y.abs().max()), maxiter=300).x,
         f"PnP-HQS (DnCNN, rho {rho:g} ||A||^2)": lambda p, e: pnp_ct(p, rho, fbp(p.y, p.forward, "shepp-logan")),
     }
-    for name, fn in diffusion_methods(prior, args.nfe, args.deis_nfe, args.dps_nfe, tuned, lambda p: None).items():
-        methods[name] = (lambda f: (lambda p, e: f(p)))(fn)
+    if tuned is not None:
+        for name, fn in diffusion_methods(prior, args.nfe, args.deis_nfe, args.dps_nfe, tuned, lambda p: None).items():
+            methods[name] = (lambda f: (lambda p, e: f(p)))(fn)
     slices = range(1, 1 + min(args.slices, 9))
     return run_table(f"CT, {args.views} views", slices, make, methods, lambda e: e.truth)
 
@@ -210,6 +213,7 @@ def main(argv=None) -> dict:
     ap.add_argument("--prior", default=str(PRIOR))
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--quick", action="store_true", help="smaller sweeps")
+    ap.add_argument("--no-diffusion", action="store_true", help="only the classical and PnP rows")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     prior = models.load_pretrained(args.prior)
