@@ -46,7 +46,7 @@ from sciml.problems.imaging import ct_case, load_image
 from sciml.solvers.variational import power_norm2
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from pnp_vs_tv_mri import pnp, score, simulate, test_slices  # noqa: E402  (the MRI protocol)
+from pnp_vs_tv_mri import mean_table, pnp, score, simulate, test_slices  # noqa: E402  (the MRI protocol)
 
 ROOT = Path(__file__).resolve().parents[1]
 PRIOR = ROOT / "datasets" / "mri" / "ddpm_mni152"
@@ -121,15 +121,7 @@ def run_table(title: str, slices, make, methods, truth_of) -> dict:
             row = table.setdefault(name, {"psnr": [], "ssim": [], "time": []})
             row["psnr"].append(p), row["ssim"].append(s), row["time"].append(elapsed)
             print(f"  slice {i}: {name:<44} PSNR {p:6.2f}  SSIM {s:.3f}  {elapsed:6.1f} s", flush=True)
-    n = len(slices)
-    print(f"\n{title}: mean over {n} held-out slices")
-    print(f"| {'method':<44} | PSNR (dB) | SSIM  | time (s) |")
-    print(f"|{'-' * 46}|-----------|-------|----------|")
-    summary = {}
-    for name, row in table.items():
-        summary[name] = {k: sum(v) / len(v) for k, v in row.items()}
-        s = summary[name]
-        print(f"| {name:<44} | {s['psnr']:9.2f} | {s['ssim']:.3f} | {s['time']:8.2f} |")
+    summary = mean_table(table, f"{title}: mean over {len(slices)} held-out slices")
     print(flush=True)
     return summary
 

@@ -143,14 +143,20 @@ def main(argv=None) -> dict:
                 row = table[name]
                 row["psnr"].append(p), row["ssim"].append(s), row["time"].append(elapsed)
     n = len(next(iter(table.values()))["psnr"])
-    print(f"\nmean over {n} held-out slices:")
-    print(f"| {'method':<40} | PSNR (dB) | SSIM  | time (s) |")
-    print(f"|{'-' * 42}|-----------|-------|----------|")
+    return mean_table(table, f"mean over {n} held-out slices", width=40)
+
+
+def mean_table(table: dict, title: str, width: int = 44) -> dict:
+    """Print the per-method means of `{name: {"psnr": [...], "ssim": [...], "time": [...]}}` as a markdown
+    table and return them."""
+    print(f"\n{title}:")
+    print(f"| {'method':<{width}} | PSNR (dB) | SSIM  | time (s) |")
+    print(f"|{'-' * (width + 2)}|-----------|-------|----------|")
     summary = {}
     for name, row in table.items():
         summary[name] = {k: sum(v) / len(v) for k, v in row.items()}
         s = summary[name]
-        print(f"| {name:<40} | {s['psnr']:9.2f} | {s['ssim']:.3f} | {s['time']:8.2f} |")
+        print(f"| {name:<{width}} | {s['psnr']:9.2f} | {s['ssim']:.3f} | {s['time']:8.2f} |", flush=True)
     return summary
 
 
