@@ -374,6 +374,8 @@ def test_deis_solver_is_dds_on_a_deis_scheduler(gauss):
         sciml.solvers.make_solver("deis", model=gauss["model"], method="euler")
     with pytest.raises(SolverOptionError, match="own DEIS scheduler"):
         sciml.solvers.make_solver("deis", model=gauss["model"], scheduler=sch)
+    with pytest.raises(SolverOptionError, match="start"):
+        sciml.solvers.make_solver("deis", model=gauss["model"], start=0.3)
 
 
 def test_dds_warm_start(gauss):

@@ -336,15 +336,16 @@ class DDS(_DataConsistent):
 
     def solve(self, problem: InverseProblem) -> Solution:
         start = time.perf_counter()
-        S = self._setup(problem, self.scheduler)
+        sch = self._scheduler()
+        S = self._setup(problem, sch)
         L = S.layout
         if self.tv_z is not None and not L.is_volume:
             raise SolverOptionError(f"{self.name}: tv_z is for volumes (Z, H, W); the unknown has shape {L.in_shape}")
         if self.tv_z is not None and L.in_shape[0] < 2:
             raise SolverOptionError(f"{self.name}: tv_z needs at least 2 slices, the volume has Z={L.in_shape[0]}")
         gamma = self._gamma(problem)
-        steps, step_fn = self._steps(S)
-        x = _randn(L.model_shape, L.real_dtype, S.Ahy.device, S.gen) * float(getattr(self.scheduler, "init_noise_sigma", 1.0))
+        steps, step_fn = self._steps(S, sch)
+        x = _randn(L.model_shape, L.real_dtype, S.Ahy.device, S.gen) * float(getattr(sch, "init_noise_sigma", 1.0))
         if self.start < 1.0:  # warm start: the initial estimate diffused to the first step's noise level
             init = self.x_init if self.x_init is not None else self._dc(S, torch.zeros_like(S.Ahy), None, 4 * self.cg_iter)
             try:
@@ -368,9 +369,13 @@ class DDS(_DataConsistent):
                 x = step_fn(x, x0, eps, t, a, a_next)
         return self._solution(S, x0p, bad, history, len(steps), start, {"gamma": gamma})
 
-    def _steps(self, S: _Setup) -> tuple[list[tuple[int, float, float]], Callable]:
+    def _scheduler(self) -> Any:
+        """The diffusers-style scheduler the steps follow (None: DDS's own update)."""
+        return self.scheduler
+
+    def _steps(self, S: _Setup, sch: Any) -> tuple[list[tuple[int, float, float]], Callable]:
         """The step list and the update `(x_t, x0_refined, eps, t, abar, abar_next) -> x_next`."""
-        if self.scheduler is None:
+        if sch is None:
             eta = self.eta
 
             def dds_update(x, x0, eps, t, a, a_next):
@@ -381,7 +386,6 @@ class DDS(_DataConsistent):
 
             return self._grid(S, self.start), dds_update
 
-        sch = self.scheduler
         sch_ac = getattr(sch, "alphas_cumprod", None)
         if sch_ac is not None:
             sch_ac = torch.as_tensor(sch_ac).detach().to("cpu", torch.float64)
@@ -456,6 +460,8 @@ class DEIS(DDS):
         super().__post_init__()
         if self.scheduler is not None:
             raise SolverOptionError(f"{self.name}: builds its own DEIS scheduler; use solver 'dds' with scheduler= for others")
+        if self.start != 1.0:
+            raise SolverOptionError(f"{self.name}: start < 1 is for DDS's own update; the DEIS scheduler sets its own grid")
         try:
             self._make_scheduler(torch.tensor([0.999, 0.99], dtype=torch.float64))  # validates the DEIS keys
         except ValueError as e:
@@ -469,16 +475,12 @@ class DEIS(DDS):
         return DEISScheduler(num_train_timesteps=len(betas), trained_betas=betas, method=self.method,
                              ab_order=self.ab_order, time_spacing=self.time_spacing)
 
-    def solve(self, problem: InverseProblem) -> Solution:
+    def _scheduler(self) -> Any:
         try:
             abar = resolve_alphas_cumprod(self.alphas_cumprod, self.model, None)
         except ValueError as e:
             raise SolverOptionError(f"{self.name}: {e}") from None
-        object.__setattr__(self, "scheduler", self._make_scheduler(abar))
-        try:
-            return super().solve(problem)
-        finally:
-            object.__setattr__(self, "scheduler", None)
+        return self._make_scheduler(abar)
 
 
 def _ddim_update(x0: torch.Tensor, eps: torch.Tensor, a: float, a_next: float, eta: float,
