@@ -54,6 +54,7 @@ class ImagingConfig:
     image: dict[str, Any]  # load_image arguments: source, size, variable, index, split
     options: dict[str, Any]  # mri_case / ct_case keywords
     device: str
+    pixels: torch.Tensor = field(repr=False)  # the image, read once when the config is validated
 
 
 IMAGING_KINDS = {
@@ -95,7 +96,7 @@ class Config:
         if not isinstance(p, ImagingConfig):
             return None
         if self._case is None or (device is not None and str(self._case.truth.device) != device):
-            image = load_image(**p.image, device=device or p.device)
+            image = p.pixels.to(device or p.device)
             build = mri_case if p.kind == "mri" else ct_case
             self._case = build(image, **p.options)
         return self._case
@@ -253,7 +254,8 @@ def _imaging(t: _Table, kind: str, file: Path) -> ImagingConfig:
     image["size"] = size
     options = {}
     for key, (types, default) in IMAGING_KINDS[kind].items():
-        options[key] = t.get(key, types if isinstance(types, tuple) else (types,), default, expected="a number")
+        options[key] = t.get(key, types if isinstance(types, tuple) else (types,), default,
+                             expected="true or false" if types is bool else "a number")
         if key in ("coils", "views") and options[key] < 1 or key == "acceleration" and options[key] < 1:
             raise t.error(key, f"expected a number >= 1, got {options[key]!r}")
         if key == "noise" and options[key] < 0:
@@ -261,10 +263,10 @@ def _imaging(t: _Table, kind: str, file: Path) -> ImagingConfig:
     device = t.get("device", (str,), "cpu", expected='"cpu" or "cuda"')
     t.finish()
     try:
-        load_image(**image)  # fails now, naming the file, rather than at solve time
+        pixels = load_image(**image)  # fails now, naming the file, rather than at solve time
     except (OSError, KeyError, IndexError, ValueError) as err:
         raise ConfigError(file, "problem.image", str(err)) from None
-    return ImagingConfig(kind, image, options, device)
+    return ImagingConfig(kind, image, options, device, pixels)
 
 
 def _operator(t: _Table, grid: Grid, constants: dict) -> str:
