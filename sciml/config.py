@@ -5,6 +5,7 @@ Every error names the file and the key and says what was expected (`ConfigError`
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -108,7 +109,7 @@ class Config:
             except ConfigError:
                 raise
             except (TypeError, ValueError, OSError) as err:
-                raise ConfigError(self.file, self._solver_key(), str(err)) from None
+                raise ConfigError(self.file, self._solver_key(err), str(err)) from None
         return self._solver
 
     def _resolved_options(self) -> dict[str, Any]:
@@ -129,18 +130,23 @@ class Config:
             options["phase"] = case.extras["phase"]
         return options
 
-    def _solver_key(self) -> str:
-        """The key to blame for a solver that cannot be built: solver.name, solver.<option>, else solver."""
+    def _solver_key(self, err: Exception) -> str:
+        """The key to blame for a solver that cannot be built: solver.name, an unknown option, the option
+        the error names, an option that fails on its own, else solver."""
         cls = available().get(self.solver_name)
         if cls is None:
             return "solver.name"
+        unknown = [key for key in self.solver_options if key not in cls.option_names()]
+        if unknown:
+            return f"solver.{unknown[0]}"
+        named = [key for key in self.solver_options if re.search(rf"\b{re.escape(key)}\b", str(err))]
+        if named:
+            return f"solver.{named[0]}"
         for key, value in self.solver_options.items():
-            if key not in cls.option_names():
-                return f"solver.{key}"
             try:
                 make_solver(self.solver_name, **{key: value})
-            except (TypeError, ValueError) as err:
-                if key in str(err):
+            except (TypeError, ValueError) as probe:
+                if key in str(probe):
                     return f"solver.{key}"
         return "solver"
 

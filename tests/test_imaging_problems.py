@@ -110,3 +110,12 @@ def test_imaging_config_errors_name_the_key(tmp_path, edit, key):
     with pytest.raises(ConfigError) as err:
         config_mod.load(path).solver()
     assert f": {key}:" in str(err.value)
+
+
+def test_solver_error_blames_the_option_it_names(tmp_path):
+    """A bad `eta` next to a `model` path (which alone cannot build a solver) names solver.eta."""
+    prior = ROOT / "datasets" / "mri" / "ddpm_mni152"
+    text = CT.replace('name = "tv"\nlam = 0.3\nmaxiter = 60', f'name = "dds"\nmodel = "{prior}"\neta = 2.0')
+    with pytest.raises(ConfigError) as err:
+        config_mod.load(_write(tmp_path, text))
+    assert ": solver.eta: " in str(err.value)
