@@ -178,3 +178,21 @@ def test_load_sciml_dir_and_errors(tmp_path):
     models.save(models.build_model("mlp", in_features=2, out_features=1), tmp_path / "mlp")
     with pytest.raises(ValueError, match="'mlp', not 'unet2d'"):
         UNet2DPrior.from_pretrained(tmp_path / "mlp")
+
+
+def test_atomic_dir_replaces_a_folder_whole_or_not_at_all(tmp_path):
+    from sciml._io import atomic_dir
+
+    target = tmp_path / "prior"
+    with atomic_dir(target) as tmp:
+        (tmp / "a.txt").write_text("one")
+    assert (target / "a.txt").read_text() == "one"
+    with pytest.raises(RuntimeError):
+        with atomic_dir(target) as tmp:
+            (tmp / "a.txt").write_text("half")
+            raise RuntimeError("interrupted")
+    assert (target / "a.txt").read_text() == "one"  # the old folder is untouched
+    with atomic_dir(target) as tmp:
+        (tmp / "b.txt").write_text("two")
+    assert sorted(p.name for p in target.iterdir()) == ["b.txt"]  # replaced, not merged
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["prior"]  # no temporary folders left

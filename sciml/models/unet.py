@@ -188,15 +188,17 @@ class UNet2DPrior(nn.Module):
         """
         import diffusers
 
+        from .._io import atomic_dir
+
         directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        self.unet.save_pretrained(directory / "unet", safe_serialization=True)
-        _ddpm_scheduler(**self.schedule).save_pretrained(directory / "scheduler")
-        index = {"_class_name": "DDPMPipeline", "_diffusers_version": diffusers.__version__,
-                 "scheduler": ["diffusers", "DDPMScheduler"], "unet": ["diffusers", "UNet2DModel"]}
-        _write_json(directory / "model_index.json", index)
-        _write_json(directory / PRIOR_FILE, {"format": 1, "class": "unet2d", "data_range": list(self.data_range),
-                                             "prediction_type": "epsilon"})
+        with atomic_dir(directory) as tmp:  # diffusers writes file by file: build the folder aside, then swap
+            self.unet.save_pretrained(tmp / "unet", safe_serialization=True)
+            _ddpm_scheduler(**self.schedule).save_pretrained(tmp / "scheduler")
+            index = {"_class_name": "DDPMPipeline", "_diffusers_version": diffusers.__version__,
+                     "scheduler": ["diffusers", "DDPMScheduler"], "unet": ["diffusers", "UNet2DModel"]}
+            _write_json(tmp / "model_index.json", index)
+            _write_json(tmp / PRIOR_FILE, {"format": 1, "class": "unet2d", "data_range": list(self.data_range),
+                                           "prediction_type": "epsilon"})
         return directory
 
     @classmethod
