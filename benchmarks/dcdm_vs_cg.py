@@ -1,20 +1,22 @@
-"""DCDM vs conjugate-gradient baselines on held-out 2-D pressure-Poisson obstacle scenes.
+"""DCDM vs conjugate-gradient baselines on held-out 2-D or 3-D pressure-Poisson obstacle scenes.
 
 Iterations and wall time to relative residual 1e-4 (x0 = 0) on scenes drawn with a seed the training
-data never used, at the training size (64^2) and at 2x (128^2), for:
+data never used, at the training size and larger (`--sizes`), for:
 
 - CG: sciml `cg`;
 - Jacobi-PCG: sciml `pcg` with M = 1/diag(A);
+- IC-PCG: sciml `pcg` with the incomplete Cholesky factorisation IC(0) of the scene's matrix (the
+  paper's baseline; `IncompleteCholesky` below, numpy, setup timed apart);
 - pyamg-PCG: sciml `pcg` with one smoothed-aggregation V-cycle (pyamg) on the fluid cells (setup timed apart);
-- FFT-PCG: sciml `pcg` with the fast Poisson solve of the obstacle-free box (walls in x, p = 0 in y),
+- FFT-PCG: sciml `pcg` with the fast Poisson solve of the obstacle-free box (walls on the sides, p = 0 on top),
   the preconditioner `M = "fft"` builds for a PDE on a grid (the scene operator is not one, so it is built here);
-- DCDM: sciml `dcdm` with the shipped 64^2 checkpoint, k = 2 (the paper) and k = 40 directions kept,
-  with and without the residual safeguard (safeguard off = the paper's iteration); capped at 600 iterations.
+- DCDM: sciml `dcdm` with each `--model` checkpoint, for each k in `--k` (paper: 2) directions kept,
+  with and without the residual safeguard (safeguard off = the paper's iteration); capped at `--maxiter`.
 
 Right-hand sides: b = -div u* of random smooth velocity fields u* (zero normal flux at walls), unit norm,
 as in a smoke simulation's pressure projection. Everything in float64 except DCDM's network (float32).
 
-    OMP_NUM_THREADS=1 python benchmarks/dcdm_vs_cg.py [--scenes 8] [--sizes 64 128] [--k 2 40] [--model DIR ...]
+    OMP_NUM_THREADS=1 python benchmarks/dcdm_vs_cg.py [--dim 2] [--scenes 8] [--sizes 64 128] [--k 2 40] [--model DIR ...]
 """
 from __future__ import annotations
 
@@ -39,55 +41,113 @@ HELD_OUT_SEED = 20231
 
 
 def divergence(flags: np.ndarray, g: torch.Generator) -> torch.Tensor:
-    """-h div u* (unit norm) of a random periodic-GRF velocity field on a 2-D scene."""
-    n = flags.shape[0]
+    """-h div u* (unit norm) of a random periodic-GRF velocity field on a 2-D or 3-D scene."""
+    dim, n = flags.ndim, flags.shape[0]
     comps = []
-    for d in range(2):
-        z = torch.randn(2, n + 1, n + 1, dtype=torch.float64, generator=g)
-        field = periodic_grf(z[0], z[1], 2.5, 3.0, 1.0, dims=2).numpy()
-        comps.append((field[:n + 1, :n] if d == 0 else field[:n, :n + 1])[..., None])
-    comps.append(np.zeros((n, n, 2)))
-    b = divergence_rhs(flags[..., None], comps, face_types(2))[..., 0]
+    for d in range(dim):
+        z = torch.randn(2, *(n + 1,) * dim, dtype=torch.float64, generator=g)
+        field = periodic_grf(z[0], z[1], 2.5, 3.0, 1.0, dims=dim).numpy()
+        comps.append(field[tuple(slice(0, n + 1 if a == d else n) for a in range(dim))])
+    if dim == 2:
+        comps = [c[..., None] for c in comps] + [np.zeros((n, n, 2))]
+    b = divergence_rhs(flags if dim == 3 else flags[..., None], comps, face_types(dim))
+    b = b if dim == 3 else b[..., 0]
     return torch.as_tensor(b / np.linalg.norm(b))
+
+
+class IncompleteCholesky:
+    r"""IC(0) of the scene's matrix as a preconditioner: :math:`A \approx (D + L) D^{-1} (D + L^T)`, L the
+    strictly lower part of A (natural ordering), :math:`d_i = a_{ii} - \sum_{j < i} a_{ij}^2 / d_j` over
+    the lower neighbours. Factor and triangular solves run plane by plane over i + j (+ k) = s, on which
+    no two cells depend on each other (numpy, vectorised within a plane)."""
+
+    def __init__(self, A: PressurePoissonOperator):
+        self.shape = tuple(A.in_shape)
+        fluid = A.mask.numpy().reshape(-1)
+        idx = np.indices(self.shape).reshape(len(self.shape), -1)
+        strides = np.cumprod((1,) + self.shape[::-1])[:-1][::-1]
+        level = idx.sum(0)
+        self.planes = []
+        for s in range(int(level.max()) + 1):
+            cells = np.flatnonzero((level == s) & fluid)
+            lower = []  # fluid lower neighbours (cell, neighbour) along each axis
+            for axis, stride in enumerate(strides):
+                ok = idx[axis, cells] > 0
+                c, nb = cells[ok], cells[ok] - stride
+                keep = fluid[nb]
+                lower.append((np.searchsorted(cells, c[keep]), nb[keep]))
+            self.planes.append((cells, lower))
+        d = np.zeros(fluid.size)
+        diag = A.diag.numpy().reshape(-1)
+        for cells, lower in self.planes:  # a_ij = -1 between fluid neighbours
+            acc = diag[cells].copy()
+            for pos, nb in lower:
+                acc[pos] -= 1.0 / d[nb]  # one lower neighbour per axis: no repeated pos
+            d[cells] = acc
+        self.d = d
+
+    def __call__(self, r: torch.Tensor) -> torch.Tensor:
+        rf = r.reshape(-1).numpy()
+        z = np.zeros_like(rf)
+        for cells, lower in self.planes:  # (D + L) z = r
+            acc = rf[cells].copy()
+            for pos, nb in lower:
+                acc[pos] += z[nb]
+            z[cells] = acc / self.d[cells]
+        x = np.zeros_like(rf)
+        for cells, lower in reversed(self.planes):  # (D + L^T) x = D z
+            x[cells] += z[cells]  # x holds the upper neighbours' contributions sum_j x_j / d_i so far
+            for pos, nb in lower:
+                x[nb] += x[cells[pos]] / self.d[nb]
+        return torch.as_tensor(x).reshape(r.shape)
 
 
 def baselines(A: PressurePoissonOperator, flags: np.ndarray) -> dict:
     """name -> (solver options, setup seconds) for the PCG baselines of scene A."""
     import pyamg
 
-    n = flags.shape[0]
+    n, dim = flags.shape[0], flags.ndim
     fluid = A.mask
+    flags3 = flags if dim == 3 else flags[..., None]
     inv_diag = torch.where(fluid, 1 / A.diag.clamp_min(1), 1.0)
+    matrix = fluid_matrix(assemble(flags3, face_types(dim)), flags3).tocsr()
     t = time.perf_counter()
-    ml = pyamg.smoothed_aggregation_solver(fluid_matrix(assemble(flags[..., None], face_types(2)), flags[..., None]).tocsr())
-    amg = ml.aspreconditioner(cycle="V")
+    amg = pyamg.smoothed_aggregation_solver(matrix).aspreconditioner(cycle="V")
     setup = time.perf_counter() - t
+    t = time.perf_counter()
+    ic = IncompleteCholesky(A)
+    ic_setup = time.perf_counter() - t
     keep = fluid.reshape(-1).numpy()
 
-    def amg_apply(r: torch.Tensor) -> torch.Tensor:
-        out = np.zeros(keep.size)
-        out[keep] = amg.matvec(r.reshape(-1).numpy()[keep])
-        return torch.as_tensor(out).reshape(r.shape)
+    def on_fluid(apply):
+        def M(r: torch.Tensor) -> torch.Tensor:
+            out = np.zeros(keep.size)
+            out[keep] = apply(r.reshape(-1).numpy()[keep])
+            return torch.as_tensor(out).reshape(r.shape)
+        return M
 
     t = time.perf_counter()
-    fft = laplacian_inverse((n, n), 1.0 / n, ("neumann", "dirichlet"), dtype=torch.float64)
-    fft.apply(torch.zeros(n, n, dtype=torch.float64))  # the first product sets the transforms up
+    fft = laplacian_inverse((n,) * dim, 1.0 / n, ("neumann",) * (dim - 1) + ("dirichlet",), dtype=torch.float64)
+    fft.apply(torch.zeros((n,) * dim, dtype=torch.float64))  # the first product sets the transforms up
     fft_setup = time.perf_counter() - t
     return {"CG": (dict(solver="cg"), 0.0),
             "Jacobi-PCG": (dict(solver="pcg", M=DiagonalOperator(inv_diag)), 0.0),
-            "pyamg-PCG": (dict(solver="pcg", M=amg_apply), setup),
+            "IC-PCG": (dict(solver="pcg", M=ic), ic_setup),
+            "pyamg-PCG": (dict(solver="pcg", M=on_fluid(amg.matvec)), setup),
             "FFT-PCG": (dict(solver="pcg", M=lambda r: fft.apply(r) * fluid), fft_setup)}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dim", type=int, default=2, choices=(2, 3))
     parser.add_argument("--scenes", type=int, default=8)
     parser.add_argument("--sizes", type=int, nargs="+", default=[64, 128])
     parser.add_argument("--model", nargs="+", default=[str(ROOT / "datasets" / "dcdm" / "pressure2d_n64")],
                         help="checkpoint directories (each gets its rows, labelled by the model's levels)")
     parser.add_argument("--rtol", type=float, default=1e-4)
     parser.add_argument("--maxiter", type=int, default=600, help="iteration cap of DCDM")
-    parser.add_argument("--k", type=int, nargs="+", default=[2, 40], help="DCDM's numbers of kept directions")
+    parser.add_argument("--k", type=int, nargs="+", default=[2, 10], help="DCDM's numbers of kept directions")
+    parser.add_argument("--safeguard-only", action="store_true", help="skip the rows without the safeguard")
     args = parser.parse_args()
     torch.set_num_threads(1)
     nets = {}
@@ -99,14 +159,15 @@ def main() -> None:
         stats: dict[str, list] = {}
         for i in range(args.scenes):
             g = sample_generator(HELD_OUT_SEED + n, i)
-            flags = scene(2, n, g, min_solids=1, max_solids=4, min_size=0.05, max_size=0.2)
+            flags = scene(args.dim, n, g, min_solids=1, max_solids=4, min_size=0.05, max_size=0.2)
             A = PressurePoissonOperator(flags)
             b = divergence(flags, g)
             runs = baselines(A, flags)
             for label, net in nets.items():
                 for k in args.k:
                     runs[f"{label} k={k}"] = (dict(solver="dcdm", model=net, k=k), 0.0)
-                    runs[f"{label} k={k}, no safeguard"] = (dict(solver="dcdm", model=net, k=k, safeguard=False), 0.0)
+                    if not args.safeguard_only:
+                        runs[f"{label} k={k}, no safeguard"] = (dict(solver="dcdm", model=net, k=k, safeguard=False), 0.0)
             for name, (opts, setup) in runs.items():
                 cap = args.maxiter if opts["solver"] == "dcdm" else 20 * n * n
                 sol = sciml.solve(sciml.LinearProblem(A, b), rtol=args.rtol, maxiter=cap, **opts)
@@ -117,7 +178,7 @@ def main() -> None:
         cg_its = np.mean([s[0] for s in stats["CG"]])
         for name, s in stats.items():
             its = np.array([v[0] for v in s])
-            rows.append((f"{n}^2", name, f"{its.mean():.1f} ({its.min()}-{its.max()})", f"{cg_its / its.mean():.1f}x",
+            rows.append((f"{n}^{args.dim}", name, f"{its.mean():.1f} ({its.min()}-{its.max()})", f"{cg_its / its.mean():.1f}x",
                          f"{np.mean([v[1] for v in s]) * 1e3:.1f}", f"{np.mean([v[2] for v in s]) * 1e3:.1f}",
                          f"{sum(v[3] for v in s)}/{len(s)}"))
     head = ("grid", "solver", "iterations mean (min-max)", "CG / it.", "solve ms", "setup ms", "converged")

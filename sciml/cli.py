@@ -54,6 +54,11 @@ def _cmd_check(path: str) -> int:
         size = p.image["size"]
         print(f"{path}: ok ({p.kind} of a {size}x{size} image; solver {cfg.solver_name})")
         return 0
+    if isinstance(p, config_mod.PressureConfig):
+        grid = "x".join(map(str, p.flags.shape))
+        print(f"{path}: ok (pressure Poisson on a {grid} obstacle scene, {int((p.flags == 0).sum())} fluid cells; "
+              f"solver {cfg.solver_name})")
+        return 0
     grid = "x".join(map(str, p.grid.points))
     print(f"{path}: ok ({p.equation} on a {grid} grid, bc {'/'.join(p.grid.bc)}; solver {cfg.solver_name})")
     return 0

@@ -15,7 +15,7 @@ import torch
 from ._toml import ConfigError, _Table, read_toml
 from .pde import Expression, Grid
 from .pde.expressions import derivative_names
-from .problems import InverseProblem, PDEProblem
+from .problems import InverseProblem, LinearProblem, PDEProblem
 from .problems.imaging import ImagingCase, ct_case, load_image, mri_case
 from .operators.stencil import normalize_bc
 from .solvers import Solver, available, make_solver
@@ -58,6 +58,19 @@ class ImagingConfig:
     pixels: torch.Tensor = field(repr=False)  # the image, read once when the config is validated
 
 
+@dataclass
+class PressureConfig:
+    """`[problem] kind = "pressure"`: the pressure-Poisson system of an obstacle scene (solids: walls, air:
+    p = 0; `sciml.data.generators.dcdm.PressurePoissonOperator`), cell flags and right-hand side read
+    from .npy files when the config is validated."""
+
+    flags: Any = field(repr=False)  # (n0, n1[, n2]) uint8: 0 fluid, 1 solid, 2 air
+    rhs: torch.Tensor = field(repr=False)  # same shape, zero off the fluid cells
+    boundary: str
+    dtype: torch.dtype
+    device: str
+
+
 IMAGING_KINDS = {
     "mri": {"coils": (int, 8), "acceleration": ((int, float), 4.0), "center_fraction": ((int, float), 0.08),
             "noise": ((int, float), 0.005), "estimate_maps": (bool, False), "seed": (int, 0)},
@@ -77,17 +90,24 @@ class Config:
     """A validated config file; `problem()` and `solver()` build the objects it describes."""
 
     file: Path
-    problem_config: ProblemConfig | ImagingConfig
+    problem_config: ProblemConfig | ImagingConfig | PressureConfig
     solver_name: str
     solver_options: dict[str, Any]
     output: OutputConfig
     _solver: Solver | None = field(default=None, repr=False)
     _case: Any = field(default=None, repr=False)
 
-    def problem(self, dtype: torch.dtype | None = None, device: str | None = None) -> PDEProblem | InverseProblem:
+    def problem(self, dtype: torch.dtype | None = None,
+                device: str | None = None) -> PDEProblem | InverseProblem | LinearProblem:
         p = self.problem_config
         if isinstance(p, ImagingConfig):
             return self.case(device).problem
+        if isinstance(p, PressureConfig):
+            from .data.generators.dcdm import PressurePoissonOperator
+
+            dtype, device = dtype or p.dtype, device or p.device
+            A = PressurePoissonOperator(p.flags, p.boundary, dtype=dtype, device=device)
+            return LinearProblem(A, p.rhs.to(dtype=dtype, device=device))
         return PDEProblem(p.grid, constants=p.constants, dtype=dtype or p.dtype, device=device or p.device,
                           name=self.output.name, **p.fields)
 
@@ -156,13 +176,15 @@ def load(path: str | Path) -> Config:
     file, data = read_toml(path)
     root = _Table(data, "", file)
     problem_t = root.table("problem")
-    kind = problem_t.get("kind", (str,), "pde", expected='"pde", "mri" or "ct"')
+    kind = problem_t.get("kind", (str,), "pde", expected='"pde", "mri", "ct" or "pressure"')
     if kind == "pde":
         problem = _problem(problem_t, file)
     elif kind in IMAGING_KINDS:
         problem = _imaging(problem_t, kind, file)
+    elif kind == "pressure":
+        problem = _pressure(problem_t, file)
     else:
-        raise problem_t.error("kind", f'expected "pde", "mri" or "ct", got {kind!r}')
+        raise problem_t.error("kind", f'expected "pde", "mri", "ct" or "pressure", got {kind!r}')
     solver_t = root.table("solver")
     name = solver_t.get("name", (str,), expected="a solver name, e.g. \"cg\"")
     options = {k: v for k, v in solver_t.data.items() if k != "name"}
@@ -273,6 +295,41 @@ def _imaging(t: _Table, kind: str, file: Path) -> ImagingConfig:
     except (OSError, KeyError, IndexError, ValueError) as err:
         raise ConfigError(file, "problem.image", str(err)) from None
     return ImagingConfig(kind, image, options, device, pixels)
+
+
+def _pressure(t: _Table, file: Path) -> PressureConfig:
+    """`[problem] kind = "pressure"`: flags and rhs (.npy files relative to the config), boundary, dtype, device."""
+    import numpy as np
+
+    from .data.generators.dcdm import FACES, FLUID
+
+    arrays = {}
+    for key, what in (("flags", "cell flags (0 fluid, 1 solid, 2 air), 2-D or 3-D uint8"),
+                      ("rhs", "the right-hand side, the shape of flags")):
+        path = (file.parent / t.get(key, (str,), expected=f"a .npy file of {what}, relative to the config")).resolve()
+        if not path.is_file():
+            raise t.error(key, f"no such file {str(path)!r}")
+        try:
+            arrays[key] = np.load(path, allow_pickle=False)
+        except (OSError, ValueError) as err:
+            raise t.error(key, f"cannot read {str(path)!r} as .npy: {err}") from None
+    flags, rhs = arrays["flags"], arrays["rhs"]
+    if flags.ndim not in (2, 3) or flags.dtype.kind not in "iu" or not np.isin(flags, (0, 1, 2)).all():
+        raise t.error("flags", f"expected a 2-D or 3-D integer array of 0 (fluid), 1 (solid), 2 (air), got "
+                               f"{flags.dtype} of shape {flags.shape}")
+    if rhs.shape != flags.shape or rhs.dtype.kind != "f" or not np.isfinite(rhs).all():
+        raise t.error("rhs", f"expected finite floats of the flags' shape {flags.shape}, got {rhs.dtype} of shape {rhs.shape}")
+    if np.abs(rhs[flags != FLUID]).max(initial=0.0) > 0:
+        raise t.error("rhs", "expected zeros off the fluid cells (flag 0): those rows of the matrix are empty")
+    boundary = t.get("boundary", (str,), "open-top", expected=" or ".join(f'"{f}"' for f in FACES))
+    if boundary not in FACES:
+        raise t.error("boundary", f"expected one of {', '.join(FACES)}, got {boundary!r}")
+    dtype = t.get("dtype", (str,), "float64", expected='"float32" or "float64"')
+    if dtype not in DTYPES:
+        raise t.error("dtype", f'expected "float32" or "float64", got {dtype!r}')
+    device = t.get("device", (str,), "cpu", expected='"cpu" or "cuda"')
+    t.finish()
+    return PressureConfig(flags.astype(np.uint8), torch.as_tensor(rhs), boundary, DTYPES[dtype], device)
 
 
 def _operator(t: _Table, grid: Grid, constants: dict) -> str:

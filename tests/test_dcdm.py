@@ -13,9 +13,10 @@ from sciml.data.generators.dcdm import (DCDMDataset, DCDMGenerator, PressurePois
                                         pressure_coefficients, scene)
 from sciml.data.generators.pressure_poisson import assemble
 from sciml.models import build_model, load, save
-from sciml.solvers.dcdm import dcdm
+from sciml.models.dcdm import geometry_channel, network_input
+from sciml.solvers.dcdm import dcdm, dcdm_residuals
 from sciml.status import Status
-from sciml.training.losses import make_loss, scale_invariant_residual
+from sciml.training.losses import _energies, energy_gain_loss, make_loss, scale_invariant_residual
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = ROOT / "datasets" / "dcdm" / "pressure2d_n64"
@@ -96,6 +97,77 @@ def test_loss_is_scale_invariant():
     # the exact solution gives zero loss
     x = sciml.solve(sciml.LinearProblem(A, b[:, 0]), "cg", rtol=1e-12).x[:, None]
     assert float(scale_invariant_residual(-2 * x, b, A.apply(-2 * x)).max()) < 1e-18
+
+
+def test_energy_loss_is_the_A_norm_error_decrease():
+    # loss = log(||e - alpha q||_A^2 / ||e||_A^2) for the exact line search (dense float64 check)
+    A = small_scene(10)
+    fluid = A.mask.reshape(-1).numpy()
+    M = np.stack([A.apply(e.reshape(10, 10)).reshape(-1).numpy() for e in torch.eye(100, dtype=torch.float64)])
+    Mf = M[np.ix_(fluid, fluid)]
+    g = torch.Generator().manual_seed(1)
+    b = torch.randn(3, 1, 10, 10, dtype=torch.float64, generator=g) * A.fluid
+    q = torch.randn(3, 1, 10, 10, dtype=torch.float64, generator=g) * A.fluid
+    energy = _energies(A.apply, b, rtol=1e-10)
+    loss = energy_gain_loss(q, b, A.apply(q), energy)
+    for i in range(3):
+        bi, qi = b[i, 0].reshape(-1).numpy()[fluid], q[i, 0].reshape(-1).numpy()[fluid]
+        e = np.linalg.solve(Mf, bi)
+        np.testing.assert_allclose(float(energy[i]), bi @ e, rtol=1e-9)
+        alpha = qi @ bi / (qi @ Mf @ qi)
+        after = (e - alpha * qi) @ Mf @ (e - alpha * qi)
+        np.testing.assert_allclose(float(loss[i]), np.log(after / (e @ Mf @ e)), rtol=1e-8)
+    for c in (-3.0, 1e-4, 70.0):  # invariant to the scale of q and of b
+        np.testing.assert_allclose(energy_gain_loss(c * q, b, A.apply(c * q), energy), loss, rtol=1e-10)
+        np.testing.assert_allclose(energy_gain_loss(q, c * b, A.apply(q), c * c * energy), loss, rtol=1e-10)
+    x = sciml.solve(sciml.LinearProblem(A, b[:, 0]), "cg", rtol=1e-12).x[:, None]
+    exact = energy_gain_loss(x, b, A.apply(x), energy)  # q = A^-1 b: nothing left (clamped at log 1e-6)
+    np.testing.assert_allclose(exact, np.log(1e-6), rtol=1e-6)
+
+
+def test_unrolled_residuals_of_the_identity_network_are_cg_residuals():
+    A = small_scene(16)
+    b = torch.randn(2, 1, 16, 16, dtype=torch.float64, generator=torch.Generator().manual_seed(2)) * A.fluid
+    steps = dcdm_residuals(A.apply, b, lambda r: r * A.fluid, 6, k=50)
+    cg_res = []
+    sciml.linalg.cg(A, b[:, 0], rtol=1e-14, maxiter=6, callback=lambda x: cg_res.append(b[:, 0] - A.apply(x)))
+    for r, ref in zip(steps, cg_res):
+        torch.testing.assert_close(r[:, 0], ref / ref.flatten(1).norm(dim=1)[:, None, None], atol=1e-12, rtol=0)
+    batch = {"b": b.float(), "fluid": A.fluid[None, None].float().expand(2, 1, 16, 16),
+             "diag": A.diag[None, None].float().expand(2, 1, 16, 16)}
+    net = untrained()
+    loss = make_loss("dcdm-energy", unroll=2)(net, batch)
+    loss.backward()
+    assert -14 < float(loss.detach()) <= 0 and all(torch.isfinite(p.grad).all() for p in net.parameters())
+    with pytest.raises(ValueError, match="unroll must be"):
+        make_loss("dcdm-energy", unroll=-1)(net, batch)
+
+
+def test_geometry_network_input_and_solve():
+    A = small_scene(16)
+    torch.manual_seed(0)
+    net = build_model("dcdm-cnn", dim=2, width=8, full_blocks=1, half_blocks=1, post_blocks=1, geometry=True).eval()
+    assert net.inp.in_channels == 2
+    with pytest.raises(ValueError, match=r"expects \(B, 2"):
+        net(torch.randn(1, 1, 16, 16))
+    geo = geometry_channel(A.fluid, A.diag, 2)
+    assert float(geo.max()) == 1.0 and float(geo[~A.mask].abs().max()) == 0.0 and float(geo[A.mask].min()) > 0
+    r = torch.randn(3, 1, 16, 16, dtype=torch.float64)
+    inp = network_input(r, geo)
+    assert inp.shape == (3, 2, 16, 16)
+    rms = r.flatten(1).square().mean(1).sqrt()
+    torch.testing.assert_close(inp[:, 1], geo * rms[:, None, None])
+    b = torch.randn(2, 16, 16, dtype=torch.float64) * A.fluid
+    sol = sciml.solve(sciml.LinearProblem(A, b), "dcdm", model=net, rtol=1e-8, maxiter=400)
+    assert sol.converged
+    assert float(((A.apply(sol.x) - b).flatten(1).norm(dim=1) / b.flatten(1).norm(dim=1)).max()) < 1e-8
+    batch = {"b": b[:, None].float(), "fluid": A.fluid[None, None].float().expand(2, 1, 16, 16),
+             "diag": A.diag[None, None].float().expand(2, 1, 16, 16)}
+    loss = make_loss("dcdm-energy")(net, batch)
+    loss.backward()
+    assert bool(torch.isfinite(loss)) and all(torch.isfinite(p.grad).all() for p in net.parameters())
+    with pytest.raises(ValueError, match="`mask` .* `diag`"):
+        sciml.solve(sciml.LinearProblem(sciml.operators.laplacian((16, 16), dtype=torch.float64), b[0]), "dcdm", model=net)
 
 
 @pytest.mark.parametrize("dim, shape", [(2, (17, 9)), (2, (64, 33)), (3, (5, 7, 3)), (3, (8, 8, 8))])
@@ -202,11 +274,11 @@ def test_shipped_checkpoint_beats_cg_on_held_out_scene():
     b = torch.nn.functional.avg_pool2d(b[None, None], 5, 1, 2)[0, 0] * A.fluid
     cg = sciml.solve(sciml.LinearProblem(A, b), "cg", rtol=1e-4)
     assert cg.converged
-    # measured: CG 135 iterations; DCDM k = 2: 87 (1.55x fewer), k = 40: 24 (5.6x fewer)
-    for k, margin in ((2, 1.2), (40, 4.0)):
-        sol = sciml.solve(sciml.LinearProblem(A, b), "dcdm", model=str(SHIPPED), rtol=1e-4, k=k)
+    # measured: CG 135 iterations; DCDM k = 2: 22 (24 without the safeguard, the paper's iteration), k = 10: 17
+    for k, safeguard, margin in ((2, True, 5.0), (2, False, 4.5), (10, True, 6.0)):
+        sol = sciml.solve(sciml.LinearProblem(A, b), "dcdm", model=str(SHIPPED), rtol=1e-4, k=k, safeguard=safeguard)
         assert sol.converged
-        assert sol.iterations * margin <= cg.iterations, (k, sol.iterations, cg.iterations)
+        assert sol.iterations * margin <= cg.iterations, (k, safeguard, sol.iterations, cg.iterations)
 
 
 def test_3d_scene_solve_and_ritz_rhs():
@@ -228,9 +300,43 @@ def test_bfloat16_inference_and_batched_float32():
 
 
 @pytest.mark.skipif(not SHIPPED.is_dir(), reason="shipped checkpoint missing")
-def test_solver_config_loads(monkeypatch):
-    monkeypatch.chdir(ROOT.parent)  # the model path in the config is relative to the config file, not the cwd
-    config = sciml.config.load(ROOT / "solvers" / "dcdm-pressure2d.toml")
+@pytest.mark.parametrize("name, dim", [("dcdm-pressure2d", 2), ("dcdm-pressure3d", 3)])
+def test_solver_config_loads(monkeypatch, name, dim):
+    if not (ROOT / "datasets" / "dcdm" / ("pressure2d_n64" if dim == 2 else "pressure3d_n32")).is_dir():
+        pytest.skip("checkpoint not shipped")
+    monkeypatch.chdir(ROOT.parent)  # file paths in the config are relative to the config file, not the cwd
+    config = sciml.config.load(ROOT / "solvers" / f"{name}.toml")
     solver = config.solver()
-    assert solver.name == "dcdm" and solver.k == 40 and solver.network().dim == 2
-    assert config.problem().grid.points == (64, 64) or list(config.problem().grid.points) == [64, 64]
+    assert solver.name == "dcdm" and solver.k == 2 and solver.network().dim == dim
+    problem = config.problem()
+    A, b = problem.A, problem.b
+    assert A.in_shape == (64,) * dim and b.shape == (64,) * dim and b.dtype == torch.float64
+    assert float(b[~A.mask].abs().max()) == 0 and abs(float(b.norm()) - 1) < 1e-5
+
+
+def _pressure_config(tmp_path, flags, rhs, extra=""):
+    np.save(tmp_path / "f.npy", flags)
+    np.save(tmp_path / "r.npy", rhs)
+    path = tmp_path / "c.toml"
+    path.write_text(f'[problem]\nkind = "pressure"\nflags = "f.npy"\nrhs = "r.npy"\n{extra}\n[solver]\nname = "cg"\n')
+    return path
+
+
+def test_pressure_config_solves_and_rejects_bad_files(tmp_path):
+    from sciml._toml import ConfigError
+
+    flags = scene(2, 12, sample_generator(5, 0), max_size=0.15)
+    rhs = np.where(flags == 0, 1.0, 0.0)
+    config = sciml.config.load(_pressure_config(tmp_path, flags, rhs))
+    sol = sciml.solve(config.problem(), config.solver())
+    x = torch.as_tensor(np.linalg.lstsq(assemble(flags[..., None], face_types(2)).toarray(), rhs.reshape(-1), rcond=None)[0])
+    assert sol.converged and float((sol.x.reshape(-1) - x).abs().max()) < 1e-4 * float(x.abs().max())
+    bad = [(flags.astype(np.float64), rhs, "", "problem.flags"), (np.full((4, 4), 3, np.uint8), rhs, "", "problem.flags"),
+           (flags, rhs[:-1], "", "problem.rhs"), (flags, np.ones_like(rhs), "", "zeros off the fluid"),
+           (flags, rhs, 'boundary = "walls"', "problem.boundary"), (flags, rhs, 'dtype = "float16"', "problem.dtype")]
+    for f, r, extra, match in bad:
+        with pytest.raises(ConfigError, match=match):
+            sciml.config.load(_pressure_config(tmp_path, f, r, extra))
+    (tmp_path / "f.npy").unlink()
+    with pytest.raises(ConfigError, match="problem.flags.*no such file"):
+        sciml.config.load(tmp_path / "c.toml")

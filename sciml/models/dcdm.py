@@ -15,6 +15,10 @@ A residual pair is :math:`h \leftarrow \mathrm{ReLU}(W_2\,\mathrm{ReLU}(W_1 h)) 
 pair before pooling, three at half resolution, two after upsampling. The network is fully convolutional:
 any grid size works (each axis is zero-padded to a multiple of 2^levels, and cropped after).
 
+`geometry=True` (not in the paper) gives the network a second input channel, the scene's cells
+(`geometry_channel`: the diagonal of A over 2d on the fluid cells, 0 elsewhere), so it can place the
+solid walls and the p = 0 cells; the paper's network sees the residual only and learns one fixed map.
+
 `levels` > 1 (not in the paper) nests further average-pool / upsample stages below the half-resolution
 one, with one residual pair on the way down and one on the way up per level and a skip connection at
 each: a U-Net whose receptive field doubles with every level. levels = 1 is the paper's network, and the
@@ -28,6 +32,22 @@ from torch import nn
 
 from .nets import _positive
 from .registry import register_model
+
+
+def geometry_channel(fluid: torch.Tensor, diag: torch.Tensor, dim: int) -> torch.Tensor:
+    """The scene as a field, shaped like `fluid`: diag / (2 dim) on fluid cells (1 inside, less next to a
+    solid wall), 0 on solid and air cells."""
+    return fluid * diag / (2 * dim)
+
+
+def network_input(r: torch.Tensor, geometry: torch.Tensor | None) -> torch.Tensor:
+    """The network's input `(B, C, *grid)` from residuals `(B, 1, *grid)` and, for a `geometry=True`
+    network, the geometry channel (broadcast to `(B, 1, *grid)`, scaled to the root mean square of each
+    residual so that neither channel drowns the other); the residual is used as given."""
+    if geometry is None:
+        return r
+    rms = r.flatten(1).square().mean(1).sqrt().reshape(-1, *(1,) * (r.ndim - 1))
+    return torch.cat([r, geometry.to(r.dtype) * rms], dim=1)
 
 
 class _ResidualPair(nn.Module):
@@ -50,6 +70,7 @@ class DCDMNet(nn.Module):
         full_blocks, half_blocks, post_blocks: residual pairs before pooling, at half resolution, and
             after upsampling (paper, 64^3 model: 1, 3, 2).
         levels: number of pooling stages (paper: 1; `half_blocks` run at the coarsest).
+        geometry: take `(B, 2, *grid)`: the residual and `geometry_channel` (paper: False, one channel).
 
     Example:
         >>> net = DCDMNet(dim=2)
@@ -58,7 +79,7 @@ class DCDMNet(nn.Module):
     """
 
     def __init__(self, dim: int = 2, width: int = 16, full_blocks: int = 1, half_blocks: int = 3, post_blocks: int = 2,
-                 levels: int = 1):
+                 levels: int = 1, geometry: bool = False):
         super().__init__()
         if dim not in (2, 3) or isinstance(dim, bool):
             raise ValueError(f"dim must be 2 or 3, got {dim!r}")
@@ -68,8 +89,10 @@ class DCDMNet(nn.Module):
         _positive("post_blocks", post_blocks, 0)
         _positive("levels", levels)
         conv = nn.Conv2d if dim == 2 else nn.Conv3d
-        self.dim = dim
-        self.inp = conv(1, width, 3, padding=1)
+        if not isinstance(geometry, bool):
+            raise ValueError(f"geometry must be true or false, got {geometry!r}")
+        self.dim, self.geometry = dim, geometry
+        self.inp = conv(2 if geometry else 1, width, 3, padding=1)
         self.first = conv(width, width, 3, padding=1)
         self.full = nn.Sequential(*[_ResidualPair(conv, width) for _ in range(full_blocks)])
         self.low = nn.Sequential(*[_ResidualPair(conv, width) for _ in range(half_blocks)])
@@ -82,8 +105,9 @@ class DCDMNet(nn.Module):
         self.levels = levels
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.ndim != self.dim + 2 or x.shape[1] != 1:
-            raise ValueError(f"DCDMNet(dim={self.dim}) expects (B, 1, {', '.join('*' * self.dim)}) with "
+        channels = 2 if self.geometry else 1
+        if x.ndim != self.dim + 2 or x.shape[1] != channels:
+            raise ValueError(f"DCDMNet(dim={self.dim}) expects (B, {channels}, {', '.join('*' * self.dim)}) with "
                              f"{self.dim} grid axes, got shape {tuple(x.shape)}")
         grid = x.shape[2:]
         m = 2**self.levels

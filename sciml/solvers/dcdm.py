@@ -10,14 +10,14 @@ Notation (paper -> code): :math:`r_k` `r`, :math:`f(r_k/\|r_k\|)` `q` (the netwo
 1. :math:`q = f(r_k / \|r_k\|)`, restricted to the operator's `mask` (its fluid cells) when it has one;
    a direction that is not finite, or orthogonal to :math:`r_k`, is replaced by :math:`r_k` for that system.
 2. :math:`q \leftarrow q - \sum_{j=1}^{k} \frac{q^T A d_j}{d_j^T A d_j} d_j` over the last k directions.
-3. Safeguard (`safeguard=True`, not in the paper): the residual :math:`r_k`, A-orthogonalised the same
-   way, replaces q for a system where it decreases the A-norm error more, i.e. where
-   :math:`(s^T r_k)^2 / s^T A s > (q^T r_k)^2 / q^T A q` (one more product with A per iteration).
-   Every step then decreases the A-norm error at least as much as a steepest-descent step, so the
-   iteration converges whatever the network; a network whose directions are good but not A-conjugate
-   to the older ones (k too small) can still stall it well below CG's speed: the measured cure is a
-   larger k. `dcdm(...).info["residual_steps"]` counts the replaced steps per system.
+3. Safeguard (`safeguard=True`, not in the paper): the residual :math:`r_k`, A-orthogonalised against
+   the kept directions and q, is a second direction s of the same iteration (one more product with
+   A), so each iteration minimises the A-norm error over span{q, s} and decreases it at least as much
+   as a steepest-descent step whatever the network; k then keeps the directions of the last k
+   iterations (2k vectors). Without it (the paper), a network whose direction has no component
+   along the error left stalls the iteration.
 4. :math:`\alpha = q^T r_k / q^T A q`; :math:`x_{k+1} = x_k + \alpha q`; :math:`r_{k+1} = r_k - \alpha A q`
+   (then the same along s)
    (the paper's code recomputes :math:`b - A x_{k+1}` instead; the true residual of the result is
    checked at the end: `Status.STAGNATION` if it misses the tolerance).
 5. Stop when :math:`\|r_{k+1}\| \le \max(\mathrm{rtol}\|b\|, \mathrm{atol})`; :math:`q^T A q \le 0` stops
@@ -37,7 +37,7 @@ from torch import nn
 
 from ..data.generators.dcdm import PressurePoissonOperator
 from ..linalg._common import KrylovSetup, check_tolerances
-from ..models.dcdm import DCDMNet
+from ..models.dcdm import DCDMNet, geometry_channel, network_input
 from ..models.registry import load as load_model
 from ..models.registry import unwrap
 from ..problems import LinearProblem, PDEProblem
@@ -75,8 +75,8 @@ def dcdm(A: Any, b: torch.Tensor, model: nn.Module | None, *, x0: torch.Tensor |
             maxiter defaults to n.
         dtype: dtype of the network's inference (the solve itself runs in b's dtype).
         callback: called as `callback(x)` (shaped like b) after every iteration.
-        safeguard: take the A-orthogonalised residual instead of the network's direction where it
-            decreases the A-norm error more (step 3 of the module docstring).
+        safeguard: also step along the A-orthogonalised residual in every iteration (step 3 of the
+            module docstring).
 
     Returns:
         `KrylovResult`: `x`, per-system `status` (`Status.BREAKDOWN` when :math:`q^T A q \le 0`,
@@ -96,11 +96,17 @@ def dcdm(A: Any, b: torch.Tensor, model: nn.Module | None, *, x0: torch.Tensor |
                              f"{len(grid)}-D; use a checkpoint trained for {len(grid)}-D grids")
         device = next(iter(net.parameters()), torch.empty(0, device=b.device)).device
     mask = getattr(A, "mask", None)
+    geometry = None
+    if net is not None and getattr(net, "geometry", False):
+        if mask is None or getattr(A, "diag", None) is None:
+            raise ValueError("dcdm: the model takes the scene's geometry (geometry=true), so the operator must have "
+                             "`mask` (fluid cells) and `diag` (its diagonal) attributes, as PressurePoissonOperator has")
+        geometry = geometry_channel(mask.to(dtype), A.diag.to(dtype), len(grid)).to(device)
+        geometry = geometry.expand(*P.batch, *grid).reshape(-1, 1, *grid)
     maskf = None if mask is None else P.flat(mask.to(device=b.device, dtype=b.dtype).expand(*P.batch, *grid))
     x, r, status, active, iterations = P.x, P.r, P.status, P.active, P.iterations
     history = [P.r_norm]
     dirs: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []  # (d, A d, d^T A d)
-    residual_steps = torch.zeros_like(iterations)
     rows = max(1, int(torch.tensor(P.batch).prod()) if P.batch else 1)
     inf = float("inf")
     it = 0
@@ -109,29 +115,33 @@ def dcdm(A: Any, b: torch.Tensor, model: nn.Module | None, *, x0: torch.Tensor |
         if net is None:
             q = r.clone()
         else:
-            inp = (r / torch.where(r_norm > 0, r_norm, 1)).reshape(rows, 1, *grid)
+            inp = (r / torch.where(r_norm > 0, r_norm, 1)).reshape(rows, 1, *grid).to(device=device, dtype=dtype)
             with torch.no_grad():
-                q = net(inp.to(device=device, dtype=dtype)).to(device=b.device, dtype=b.dtype).reshape(r.shape)
+                q = net(network_input(inp, geometry)).to(device=b.device, dtype=b.dtype).reshape(r.shape)
         if maskf is not None:
             q = q * maskf
         # A direction that is not finite, or orthogonal to r, is replaced by the residual.
         useless = ~torch.isfinite(q).all(-1) | (P.dot(q, r).real.abs() <= 1e-12 * P.norm(q) * r_norm.squeeze(-1))
         q = torch.where(useless.unsqueeze(-1), r, q)
         q, Aq = _conjugate(q, P.mv(q), dirs, P.dot)
-        if safeguard and net is not None:
-            # The better (larger energy decrease (d^T r)^2 / d^T A d) of the network's and the residual's direction.
-            s, As = _conjugate(r, P.mv(r), dirs, P.dot)
-            use_s = _gain(s, As, r, P.dot) > _gain(q, Aq, r, P.dot)
-            q, Aq = torch.where(use_s.unsqueeze(-1), s, q), torch.where(use_s.unsqueeze(-1), As, Aq)
-            residual_steps = residual_steps + (use_s & active)
         qAq = P.dot(q, Aq).real
         ok = (qAq > 0) & (qAq < inf)
         status = torch.where(active & ~ok, torch.where(qAq <= 0, Status.BREAKDOWN, Status.NONFINITE), status)
         active = active & ok
-        alpha = torch.where(active, P.dot(q, r).real / torch.where(ok, qAq, 1), 0).unsqueeze(-1)
-        x = x + alpha * q
-        r = r - alpha * Aq
-        dirs = (dirs + [(q, Aq, torch.where(ok, qAq, 1))])[-k:] if k else []
+        steps = [(q, Aq, torch.where(ok, qAq, 1))]
+        if safeguard and net is not None:
+            # The residual, A-orthogonalised against the kept directions and q (zero where degenerate):
+            # exact line searches along q then s minimise the A-norm error over span{q, s}.
+            Ar = P.mv(r)
+            s, As = _conjugate(r, Ar, dirs + steps, P.dot)
+            sAs = P.dot(s, As).real
+            s_ok = ((sAs > 1e-12 * P.dot(r, Ar).real) & (sAs < inf)).unsqueeze(-1)  # not in span{q, dirs}
+            steps.append((torch.where(s_ok, s, 0), torch.where(s_ok, As, 0), torch.where(s_ok[..., 0], sAs, 1)))
+        for d, Ad, dAd in steps:
+            alpha = torch.where(active, P.dot(d, r).real / dAd, 0).unsqueeze(-1)
+            x = x + alpha * d
+            r = r - alpha * Ad
+        dirs = (dirs + steps)[-k * len(steps):] if k else []
         if callback is not None:
             callback(x.reshape(b.shape))
         res = P.norm(r)
@@ -142,7 +152,31 @@ def dcdm(A: Any, b: torch.Tensor, model: nn.Module | None, *, x0: torch.Tensor |
         go = finite & (res > P.tol)
         status = torch.where(active & ~go, torch.where(finite, Status.SUCCESS, Status.NONFINITE), status)
         active = active & go
-    return P.result(x, status, iterations, history, messages=_MESSAGES, residual_steps=residual_steps)
+    return P.result(x, status, iterations, history, messages=_MESSAGES)
+
+
+def dcdm_residuals(A: Callable[[torch.Tensor], torch.Tensor], b: torch.Tensor,
+                   direction: Callable[[torch.Tensor], torch.Tensor], steps: int, k: int = 2) -> list[torch.Tensor]:
+    r"""The normalised residuals :math:`r_1/\|r_1\|, \dots` of `steps` DCDM iterations from x = 0 for
+    `b` `(B, 1, *grid)`, with directions `direction(r / ||r||)` A-orthogonalised against the last `k`
+    (no safeguard): the inputs the network meets inside the solver (used to train it, see the loss
+    "dcdm-energy"). `A` maps `(B, 1, *grid)` to the same; returns `steps` tensors shaped like b."""
+    def dot(u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        return (u * v).sum(1)
+
+    tiny = torch.finfo(b.dtype).tiny
+    r, dirs, out = b.flatten(1), [], []
+    for _ in range(steps):
+        unit = (r / r.norm(dim=1, keepdim=True).clamp_min(tiny)).reshape(b.shape)
+        q = direction(unit)
+        q, Aq = _conjugate(q.flatten(1), A(q).flatten(1), dirs, dot)
+        qAq = dot(q, Aq)
+        ok = (qAq > 0) & torch.isfinite(qAq)
+        alpha = torch.where(ok, dot(q, r) / torch.where(ok, qAq, 1), 0)
+        r = r - alpha.unsqueeze(1) * Aq
+        dirs = (dirs + [(q, Aq, torch.where(ok, qAq, 1))])[-k:] if k else []
+        out.append((r / r.norm(dim=1, keepdim=True).clamp_min(tiny)).reshape(b.shape))
+    return out
 
 
 def _conjugate(q: torch.Tensor, Aq: torch.Tensor, dirs: list, dot: Any) -> tuple[torch.Tensor, torch.Tensor]:
@@ -152,13 +186,6 @@ def _conjugate(q: torch.Tensor, Aq: torch.Tensor, dirs: list, dot: Any) -> tuple
     for c, (d, Ad, _) in zip(coefs, dirs):
         q, Aq = q - c * d, Aq - c * Ad
     return q, Aq
-
-
-def _gain(d: torch.Tensor, Ad: torch.Tensor, r: torch.Tensor, dot: Any) -> torch.Tensor:
-    """The decrease of the squared A-norm error by an exact line search along d: (d^T r)^2 / d^T A d."""
-    dAd = dot(d, Ad).real
-    gain = dot(d, r).real ** 2 / torch.where(dAd > 0, dAd, 1)
-    return torch.where((dAd > 0) & torch.isfinite(gain), gain, -1.0)
 
 
 @register
@@ -212,4 +239,4 @@ class DCDM(Solver):
         return _solution(result, system)
 
 
-__all__ = ["DCDM", "DCDMNet", "PressurePoissonOperator", "dcdm", "load_dcdm_model"]
+__all__ = ["DCDM", "DCDMNet", "PressurePoissonOperator", "dcdm", "dcdm_residuals", "load_dcdm_model"]
