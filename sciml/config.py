@@ -252,12 +252,17 @@ def _problem(t: _Table, file: Path) -> ProblemConfig:
         fields["operator"] = _operator(t, grid, constants)
     elif "operator" in t.data:
         raise t.error("operator", f'only used with equation = "custom", not {equation!r}')
+    dtype, device = _dtype_device(t)
+    t.finish()
+    return ProblemConfig(equation, grid, fields, constants, dtype, device)
+
+
+def _dtype_device(t: _Table) -> tuple[torch.dtype, str]:
+    """The `dtype` ("float64") and `device` ("cpu") keys of a [problem] table."""
     dtype = t.get("dtype", (str,), "float64", expected='"float32" or "float64"')
     if dtype not in DTYPES:
         raise t.error("dtype", f'expected "float32" or "float64", got {dtype!r}')
-    device = t.get("device", (str,), "cpu", expected='"cpu" or "cuda"')
-    t.finish()
-    return ProblemConfig(equation, grid, fields, constants, DTYPES[dtype], device)
+    return DTYPES[dtype], t.get("device", (str,), "cpu", expected='"cpu" or "cuda"')
 
 
 def _imaging(t: _Table, kind: str, file: Path) -> ImagingConfig:
@@ -324,12 +329,9 @@ def _pressure(t: _Table, file: Path) -> PressureConfig:
     boundary = t.get("boundary", (str,), "open-top", expected=" or ".join(f'"{f}"' for f in FACES))
     if boundary not in FACES:
         raise t.error("boundary", f"expected one of {', '.join(FACES)}, got {boundary!r}")
-    dtype = t.get("dtype", (str,), "float64", expected='"float32" or "float64"')
-    if dtype not in DTYPES:
-        raise t.error("dtype", f'expected "float32" or "float64", got {dtype!r}')
-    device = t.get("device", (str,), "cpu", expected='"cpu" or "cuda"')
+    dtype, device = _dtype_device(t)
     t.finish()
-    return PressureConfig(flags.astype(np.uint8), torch.as_tensor(rhs), boundary, DTYPES[dtype], device)
+    return PressureConfig(flags.astype(np.uint8), torch.as_tensor(rhs), boundary, dtype, device)
 
 
 def _operator(t: _Table, grid: Grid, constants: dict) -> str:

@@ -418,3 +418,19 @@ def test_cnn2d_takes_scalar_fields_without_channel_axis():
     y = net(x)
     assert y.shape == (3, 8, 8)
     torch.testing.assert_close(y, net(x.unsqueeze(1)).squeeze(1))
+
+
+def test_init_starts_from_saved_weights_and_rejects_another_model(tmp_path):
+    from sciml._toml import ConfigError
+
+    net = models.build_model("mlp", in_features=8, out_features=4, hidden=32, depth=2)
+    models.save(net, tmp_path / "start")
+    trainer = Trainer(parse_config(base_config(steps=1, init=str(tmp_path / "start"))))
+    for a, b in zip(trainer.model.state_dict().values(), net.state_dict().values()):
+        torch.testing.assert_close(a, b)
+    other = models.build_model("mlp", in_features=8, out_features=4, hidden=16, depth=2)
+    models.save(other, tmp_path / "other")
+    with pytest.raises(ConfigError, match="train.init"):
+        Trainer(parse_config(base_config(steps=1, init=str(tmp_path / "other"))))
+    with pytest.raises(ConfigError, match="train.init"):
+        parse_config(base_config(steps=1, init=str(tmp_path / "missing")))

@@ -8,7 +8,8 @@
     [ema]       decay (the table turns EMA on); eval = true evaluates with the EMA weights
     [eval]      every (steps; 0 = never), metrics, batch_size, max_batches
     [train]     steps, batch_size (global), seed, log_every, checkpoint_every, max_grad_norm, amp,
-                device, dtype, num_workers, cpu_threads, shuffle, deterministic, run_dir
+                device, dtype, num_workers, cpu_threads, shuffle, deterministic, run_dir, init (a model
+                directory, relative to the config, whose weights start the run: fine-tuning/curricula)
 """
 from __future__ import annotations
 
@@ -114,6 +115,7 @@ class TrainConfig:
     shuffle: bool = True
     deterministic: bool = False
     run_dir: str | None = None
+    init: Path | None = None  # a model directory whose weights start the run (not used when resuming)
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     loss: LossConfig = field(default_factory=LossConfig)
@@ -163,6 +165,11 @@ def parse_config(data: dict[str, Any], file: str | Path | None = None) -> TrainC
     cfg.shuffle = t.get("shuffle", (bool,), cfg.shuffle)
     cfg.deterministic = t.get("deterministic", (bool,), cfg.deterministic)
     cfg.run_dir = t.get("run_dir", (str,), None, expected="a folder for checkpoints and metrics")
+    init = t.get("init", (str,), None, expected="a model directory (model.safetensors + config.json)")
+    if init is not None:
+        cfg.init = (source.parent / init).resolve() if file is not None else Path(init)
+        if not (cfg.init / "model.safetensors").is_file():
+            raise t.error("init", f"expected a model directory with model.safetensors, got {str(cfg.init)!r}")
     t.finish()
 
     cfg.model = _model(root.table("model", required=False), source)

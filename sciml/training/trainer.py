@@ -73,6 +73,9 @@ class Trainer:
 
         seed_everything(cfg.seed)  # the same initial weights on every process
         self.model = (model if model is not None else self._build_model()).to(self.device)
+        if cfg.init is not None:
+            self._check_same_model(cfg.init, "train.init")
+            registry.read_weights(self.model, cfg.init / registry.WEIGHTS, self.device)
         if self.dtype is not None:
             self.model.to(self.dtype)
         self.train_data = train_data if train_data is not None else self._build_data(cfg.data.spec, "train", "data")
@@ -385,6 +388,18 @@ class Trainer:
         }
         return write_checkpoint(self.run_dir / CHECKPOINT, self.model, state)
 
+    def _check_same_model(self, directory: Path, key: str) -> None:
+        """Raise naming `key` if the model saved in `directory` is not the one this config builds."""
+        saved = registry.read_config(directory)
+        try:
+            mine = json.loads(json.dumps(registry.model_config(self.model)))
+        except TypeError:
+            mine = None
+        if mine is not None and saved["class"] is not None and \
+                (saved["class"], saved["hparams"]) != (mine["class"], mine["hparams"]):
+            raise self.config.error(key, f"the checkpoint in {directory} holds model {saved['class']!r} with "
+                                         f"{saved['hparams']}, but this config builds {mine['class']!r} with {mine['hparams']}")
+
     def load_checkpoint(self, directory: str | os.PathLike | None = None) -> int:
         """Restore weights, optimizer, schedule, EMA, step, sample-stream position and RNG states;
         returns the step."""
@@ -393,15 +408,7 @@ class Trainer:
             if self.run_dir is None or (directory := find_checkpoint(self.run_dir)) is None:
                 raise FileNotFoundError(f"no checkpoint in {self.run_dir}")
         directory = Path(directory)
-        saved = registry.read_config(directory)
-        try:
-            mine = json.loads(json.dumps(registry.model_config(self.model)))
-        except TypeError:
-            mine = None
-        if mine is not None and saved["class"] is not None and \
-                (saved["class"], saved["hparams"]) != (mine["class"], mine["hparams"]):
-            raise cfg.error("model", f"the checkpoint in {directory} holds model {saved['class']!r} with "
-                                     f"{saved['hparams']}, but this config builds {mine['class']!r} with {mine['hparams']}")
+        self._check_same_model(directory, "model")
         registry.read_weights(self.model, directory / registry.WEIGHTS, self.device)
         state = read_state(directory, map_location=self.device)
         self.optimizer.load_state_dict(state["optimizer"])
