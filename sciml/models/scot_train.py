@@ -91,14 +91,14 @@ def read_trajectories(path: str | Path, variable: str = "u", initial: str | None
     Raises:
         FileNotFoundError, ValueError naming the option (`variable`, `initial`, `layout`) and what was expected.
     """
-    import h5py
+    from ..data.hdf5 import open_h5
 
     if layout not in LAYOUTS:
         raise ValueError(f"layout: expected one of {', '.join(LAYOUTS)}, got {layout!r}")
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such HDF5 file")
-    with h5py.File(path, "r") as f:
+    with open_h5(path) as f:  # a file that is not HDF5: DataError (a ValueError) naming it
         if variable not in f:
             raise ValueError(f"variable: {path} has no dataset {variable!r}; datasets: {', '.join(f)}")
         ds = f[variable]
@@ -203,7 +203,7 @@ def _build_all2all(options: dict[str, Any], split: str, base_dir: Path) -> Datas
     none), `layout` ("NHWT"), `splits` (fractions or index ranges of trajectories, default (0.8, 0.1, 0.1)),
     `shuffle`, `seed` (of a shuffled split), `step`, `max_steps`, `time_norm`, `num_trajectories`,
     `allowed_transitions`."""
-    import h5py
+    from ..data.hdf5 import open_h5
 
     from ..data.splits import split_indices
 
@@ -218,7 +218,7 @@ def _build_all2all(options: dict[str, Any], split: str, base_dir: Path) -> Datas
     variable = options.get("variable", "u")
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such HDF5 file")
-    with h5py.File(path, "r") as f:
+    with open_h5(path) as f:  # a file that is not HDF5: DataError (a ValueError) naming it
         if variable not in f:
             raise ValueError(f"scot-all2all: variable: {path} has no dataset {variable!r}; datasets: {', '.join(f)}")
         n = int(f[variable].shape[0])
