@@ -224,3 +224,17 @@ def test_example_tiny_run(tmp_path):
         ref = net(u0[None, None], 1.0).output[0, 0]
     assert sol.x.shape == (16, 16) and "rel_l2_error" in sol.info and sol.info["model"] == "ScOT"
     torch.testing.assert_close(sol.x.float(), ref, atol=1e-5, rtol=1e-5)
+
+
+def test_read_trajectories_names_a_file_that_is_not_hdf5(tmp_path):
+    from sciml.data.base import DataError
+    from sciml.models.scot_train import read_trajectories
+
+    bad = tmp_path / "traj.h5"
+    bad.write_text("not an HDF5 file")
+    with pytest.raises(DataError, match="traj.h5: cannot open as HDF5"):
+        read_trajectories(bad)
+    with pytest.raises(FileNotFoundError, match="no such HDF5 file"):
+        read_trajectories(tmp_path / "missing.h5")
+    with pytest.raises(ValueError, match="layout"):
+        read_trajectories(bad, layout="XYZ")
