@@ -204,7 +204,6 @@ def _build_all2all(options: dict[str, Any], split: str, base_dir: Path) -> Datas
     `shuffle`, `seed` (of a shuffled split), `step`, `max_steps`, `time_norm`, `num_trajectories`,
     `allowed_transitions`."""
     from ..data.hdf5 import open_h5
-
     from ..data.splits import split_indices
 
     known = {"path", "variable", "initial", "layout", "splits", "shuffle", "seed", "step", "max_steps", "time_norm",

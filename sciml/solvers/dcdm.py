@@ -16,9 +16,8 @@ Notation (paper -> code): :math:`r_k` `r`, :math:`f(r_k/\|r_k\|)` `q` (the netwo
    as a steepest-descent step whatever the network; k then keeps the directions of the last k
    iterations (2k vectors). Without it (the paper), a network whose direction has no component
    along the error left stalls the iteration.
-4. :math:`\alpha = q^T r_k / q^T A q`; :math:`x_{k+1} = x_k + \alpha q`; :math:`r_{k+1} = r_k - \alpha A q`
-   (then the same along s)
-   (the paper's code recomputes :math:`b - A x_{k+1}` instead; the true residual of the result is
+4. :math:`\alpha = q^T r_k / q^T A q`; :math:`x_{k+1} = x_k + \alpha q`; :math:`r_{k+1} = r_k - \alpha A q`,
+   then the same along s (the paper's code recomputes :math:`b - A x_{k+1}` instead; the true residual of the result is
    checked at the end: `Status.STAGNATION` if it misses the tolerance).
 5. Stop when :math:`\|r_{k+1}\| \le \max(\mathrm{rtol}\|b\|, \mathrm{atol})`; :math:`q^T A q \le 0` stops
    that system with `Status.BREAKDOWN` (A not positive definite), NaN/Inf with `Status.NONFINITE`.

@@ -184,8 +184,11 @@ def _dcdm_terms(model: nn.Module, batch: Any, b: str, fluid: str, diag: str, unr
         reps = (unroll + 1, *(1,) * (rhs.ndim - 1))
         rhs, mask, dg = torch.cat([rhs, *steps]), mask.repeat(reps), dg.repeat(reps)
         geometry = None if geometry is None else geometry.repeat(reps)
+    def A(v: torch.Tensor) -> torch.Tensor:
+        return pressure_apply(v, mask, dg, dim)
+
     q = model(network_input(rhs, geometry)) * mask
-    return q, rhs, pressure_apply(q, mask, dg, dim), lambda v: pressure_apply(v, mask, dg, dim)
+    return q, rhs, A(q), A
 
 
 @register_loss("dcdm-residual", objective=True)
