@@ -145,3 +145,70 @@ def test_lpn_trains_from_config_through_the_shared_trainer(tmp_path):
     R = regularizer(model, x).detach().reshape(-1)
     corr = torch.corrcoef(torch.stack([R, x.abs().reshape(-1)]))[0, 1]
     assert float(corr) > 0.95  # measured 0.994
+
+
+# --- the convolutional LPN ----------------------------------------------------------------------
+def random_conv_lpn(seed=0, **kw):
+    from sciml.models.lpn import ConvLPN
+
+    torch.manual_seed(seed)
+    m = ConvLPN(hidden=6, strides=(1, 2), features=4, beta=3.0, alpha=0.1, init_scale=1.0, **kw).double()
+    with torch.no_grad():  # random signs everywhere; the forward's clamp must still give convexity
+        for p in m.parameters():
+            p.normal_(0, 0.5)
+    return m.eval()
+
+
+def test_conv_lpn_is_an_exact_prox_on_any_image_size():
+    m = random_conv_lpn()
+    g = torch.Generator().manual_seed(0)
+    for shape in [(1, 1, 6, 6), (1, 1, 5, 7)]:  # odd sizes too: the network is fully convolutional
+        x = torch.randn(shape, dtype=DT, generator=g)
+        n = x.numel()
+        J = torch.autograd.functional.jacobian(lambda v: m(v.reshape(shape)).reshape(-1), x.reshape(-1))
+        assert J.shape == (n, n)
+        assert torch.allclose(J, J.T, atol=1e-8)  # the Jacobian of a gradient is symmetric ...
+        assert float(torch.linalg.eigvalsh(0.5 * (J + J.T)).min()) >= 0.1 - 1e-8  # ... and >= alpha I
+    a, b = torch.randn(50, 1, 8, 8, dtype=DT, generator=g) * 2, torch.randn(50, 1, 8, 8, dtype=DT, generator=g) * 2
+    assert (m.psi(0.5 * (a + b)) <= 0.5 * (m.psi(a) + m.psi(b)) + 1e-9).all()
+    # shapes: (H, W), (B, H, W), (B, 1, H, W); psi per image; complex: the magnitude prox
+    x = torch.rand(3, 8, 8, dtype=DT, generator=g) + 0.1
+    assert m(x[0]).shape == (8, 8) and m(x).shape == (3, 8, 8) and m.psi(x).shape == (3,) and m.psi(x[0]).shape == ()
+    assert torch.allclose(m(x[:, None])[:, 0], m(x))
+    z = x * torch.exp(1j * torch.rand(3, 8, 8, dtype=DT, generator=g))
+    assert torch.allclose(m(z), torch.polar(m(x), z.angle()))
+    with pytest.raises(ValueError, match=r"\(B, C, H, W\)"):
+        m(torch.randn(2, 3, 8, 8, dtype=DT))
+    with pytest.raises(ValueError, match="strides"):
+        from sciml.models.lpn import ConvLPN
+
+        ConvLPN(strides=(1, 3))
+
+
+def test_conv_lpn_regularizer_and_checkpoint(tmp_path):
+    m = random_conv_lpn(seed=2)
+    x = torch.rand(2, 1, 6, 6, dtype=DT, generator=torch.Generator().manual_seed(1))
+    R, y, res = regularizer(m, x, return_inverse=True)
+    assert R.shape == (2,) and float(res.max()) < 1e-6
+    assert float((m(y) - x).abs().max()) < 1e-6
+    m32 = build_model("lpn-conv", hidden=4, strides=[2], features=3)
+    save(m32, tmp_path / "lpn")
+    x = torch.rand(2, 1, 8, 8)
+    assert torch.allclose(load(tmp_path / "lpn")(x), m32(x), atol=1e-6)
+
+
+def test_proximal_matching_step_survives_resume(tmp_path):
+    """The L1 -> matching schedule is counted by the model; a resumed run continues it."""
+    from sciml.training import Trainer, load_config
+
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[model]\nname = "lpn"\nin_features = 1\nhidden = 4\ndepth = 1\ninit_scale = 1.0\n'
+                   '[data]\nkind = "laplace-denoising"\nsize = 64\n[loss]\nname = "proximal-matching"\nl1_steps = 3\n'
+                   '[train]\nsteps = 4\nbatch_size = 16\ncheckpoint_every = 2\ncpu_threads = 1\n')
+    t = Trainer(load_config(cfg), run_dir=tmp_path / "run")
+    t.fit()
+    assert t.model._pm_step == 4
+    t2 = Trainer(load_config(cfg), run_dir=tmp_path / "run")
+    assert t2.model._pm_step == 0
+    t2.load_checkpoint()
+    assert t2.step == 4 and t2.model._pm_step == 4

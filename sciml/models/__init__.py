@@ -13,7 +13,7 @@ from .denoisers import ImagePatches, SigmaDnCNN, SigmaSchedule
 from .gp_kernels import KERNEL_KINDS, SpectralMixtureKernel
 from .fno import FNO2d, NeuralopFNO, SpectralConv2d
 from .gphm import GPHM
-from .lpn import LPN
+from .lpn import LPN, ConvLPN
 from .lsm import LSM, NeuralSpectralBlock
 from .nets import ACTIVATIONS, CNN2d, MLP
 from .pretrained import load_pretrained
@@ -26,7 +26,7 @@ from .scot_train import (All2AllTrajectories, evaluate_median_rel_l1, finetune_m
 from .unet import UNet2DPrior
 
 __all__ = ["ACTIVATIONS", "All2AllTrajectories", "CNN2d", "ConditionalLayerNorm", "DCDMNet", "FNO2d", "GPHM",
-           "ImagePatches", "KERNEL_KINDS", "LPN", "LSM", "MLP", "MODELS", "NeuralSpectralBlock", "NeuralopFNO",
+           "ConvLPN", "ImagePatches", "KERNEL_KINDS", "LPN", "LSM", "MLP", "MODELS", "NeuralSpectralBlock", "NeuralopFNO",
            "ScOT", "ScOTConfig", "ScOTOutput", "SigmaDnCNN", "SigmaSchedule", "SpectralConv2d",
            "SpectralMixtureKernel", "UNet2DPrior", "all2all_pairs", "available_models", "build_model",
            "evaluate_median_rel_l1", "finetune_model", "load", "load_pretrained", "median_relative_l1",

@@ -419,6 +419,8 @@ class Trainer:
             else:
                 self.ema = EMA(self.model, self.ema.decay)
         self.step = int(state["step"])
+        if hasattr(self.model, "_pm_step"):  # a loss schedule counted by the model (LPN proximal matching)
+            self.model._pm_step = self.step
         self.samples_seen = int(state["samples_seen"])
         self.elapsed = float(state["elapsed"])
         rank, world = self.dist.rank, self.dist.world_size
