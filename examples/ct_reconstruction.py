@@ -1,13 +1,17 @@
 """Sparse-view CT: FBP, damped CG, TV, PnP-ADMM with a TV prox, PnP with the shipped learned denoiser and
-DDS with the shipped diffusion prior, on the Shepp-Logan phantom or a held-out MNI152 brain slice.
+DDS with the shipped diffusion prior, on the Shepp-Logan phantom, a held-out MNI152 brain slice or a real CT
+slice.
 
-    python examples/ct_reconstruction.py [--image shepp-logan|mni152] [--size 128] [--views 60] [--noise 0.01]
-                                         [--method dds,tv,...] [--nfe 50] [--device cpu] [--out out/ct.png]
+    python examples/ct_reconstruction.py [--image shepp-logan|mni152|ct] [--index I] [--size 128] [--views 60]
+                                         [--noise 0.01] [--method dds,tv,...] [--nfe 50] [--device cpu]
+                                         [--out out/ct.png]
 
 Prints a PSNR/SSIM table and saves a figure with the reconstructions and error maps. The learned priors
 (`pnp-hqs`: the DnCNN of datasets/mri/dncnn_mni152/; `dds`: the DDPM of datasets/mri/ddpm_mni152/) were
 trained on MNI152 brain slices, so they belong with `--image mni152` (test slice 1, never seen in training);
-on the phantom they run out of distribution.
+on the phantom they run out of distribution. `--image ct` reconstructs real CT slice `--index` (default 0:
+spine) of datasets/ct/ct_slices.h5 (see datasets/ct/README.md); the learned priors were trained on
+MNI152 MRI slices, so on real CT they are out of distribution too.
 """
 from __future__ import annotations
 
@@ -25,21 +29,29 @@ from sciml.problems.imaging import ct_case, load_image
 from sciml.solvers.variational import power_norm2
 
 MRI_DATA = Path(__file__).resolve().parents[1] / "datasets" / "mri"
+CT_DATA = Path(__file__).resolve().parents[1] / "datasets" / "ct" / "ct_slices.h5"
 METHODS = ("fbp", "cg", "tv", "pnp-admm", "pnp-hqs", "dds")
 
 
 def run(size: int = 128, views: int = 60, noise: float = 0.01, device: str = "cpu", seed: int = 0,
         out: str | None = None, image: str = "shepp-logan", methods: tuple[str, ...] | str = METHODS,
-        nfe: int = 50) -> dict[str, dict[str, float]]:
-    if image not in ("mni152", "shepp-logan"):
-        raise ValueError(f"image must be 'mni152' or 'shepp-logan', got {image!r}")
+        nfe: int = 50, index: int | None = None) -> dict[str, dict[str, float]]:
+    """`index`: the slice of ``image="ct"`` (default 0) or the test slice of ``image="mni152"`` (default 1)."""
+    if image not in ("mni152", "shepp-logan", "ct"):
+        raise ValueError(f"image must be 'mni152', 'shepp-logan' or 'ct', got {image!r}")
     methods = tuple(methods.split(",")) if isinstance(methods, str) else tuple(methods)
     unknown = sorted(set(methods) - set(METHODS))
     if unknown:
         raise ValueError(f"methods: unknown {', '.join(unknown)}; choose from {', '.join(METHODS)}")
-    source = MRI_DATA / "mni152_slices.h5" if image == "mni152" else "shepp-logan"
-    case = ct_case(load_image(source, size, index=1, split="test_index", device=device), views=views, noise=noise,
-                   seed=seed)
+    if image == "ct":
+        index = 0 if index is None else index
+        truth = load_image(CT_DATA, size, index=index, device=device)
+    elif image == "mni152":
+        index = 1 if index is None else index
+        truth = load_image(MRI_DATA / "mni152_slices.h5", size, index=index, split="test_index", device=device)
+    else:
+        index, truth = None, load_image("shepp-logan", size, device=device)
+    case = ct_case(truth, views=views, noise=noise, seed=seed)
     problem, truth = case.problem, case.truth
     A, y = problem.forward, problem.y
     recon, times = {}, {}
@@ -75,7 +87,8 @@ def run(size: int = 128, views: int = 60, noise: float = 0.01, device: str = "cp
         prior = models.load_pretrained(MRI_DATA / "ddpm_mni152", device=device)
         timed(f"DDS ({nfe} NFE)", lambda: sciml.solve(problem, "dds", model=prior, num_inference_steps=nfe).x)
     table = {}
-    print(f"sparse-view CT, {image} {size}x{size}, {views} views, noise {noise}:")
+    label = image if index is None else f"{image} slice {index}"
+    print(f"sparse-view CT, {label} {size}x{size}, {views} views, noise {noise}:")
     print(f"{'method':<22} {'PSNR (dB)':>9} {'SSIM':>6} {'time (s)':>8}")
     for name, x in recon.items():
         table[name] = {**case.scores(x), "time": times[name]}
@@ -112,7 +125,9 @@ def _figure(truth, recon, table, out: str) -> None:
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--image", default="shepp-logan", choices=["shepp-logan", "mni152"])
+    ap.add_argument("--image", default="shepp-logan", choices=["shepp-logan", "mni152", "ct"])
+    ap.add_argument("--index", type=int, default=None,
+                    help="slice of --image ct (default 0, the spine) or test slice of --image mni152 (default 1)")
     ap.add_argument("--size", type=int, default=128)
     ap.add_argument("--views", type=int, default=60)
     ap.add_argument("--noise", type=float, default=0.01)
@@ -123,4 +138,4 @@ if __name__ == "__main__":
     ap.add_argument("--out", default="out/ct.png")
     args = ap.parse_args()
     run(args.size, args.views, args.noise, args.device, out=args.out, image=args.image, methods=args.method,
-        nfe=args.nfe)
+        nfe=args.nfe, index=args.index)
