@@ -29,30 +29,14 @@ import torch
 
 import sciml
 from sciml.data.generators import sample_generator
-from sciml.data.generators.dcdm import PressurePoissonOperator, face_types, scene
-from sciml.data.generators.grf import periodic_grf
-from sciml.data.generators.pressure_poisson import assemble, divergence_rhs, fluid_matrix
+from sciml.data.generators.dcdm import PressurePoissonOperator, face_types, random_divergence, scene
+from sciml.data.generators.pressure_poisson import assemble, fluid_matrix
 from sciml.models import load
 from sciml.operators.fourier import laplacian_inverse
 from sciml.operators.preconditioners import DiagonalOperator
 
 ROOT = Path(__file__).resolve().parents[1]
 HELD_OUT_SEED = 20231
-
-
-def divergence(flags: np.ndarray, g: torch.Generator) -> torch.Tensor:
-    """-h div u* (unit norm) of a random periodic-GRF velocity field on a 2-D or 3-D scene."""
-    dim, n = flags.ndim, flags.shape[0]
-    comps = []
-    for d in range(dim):
-        z = torch.randn(2, *(n + 1,) * dim, dtype=torch.float64, generator=g)
-        field = periodic_grf(z[0], z[1], 2.5, 3.0, 1.0, dims=dim).numpy()
-        comps.append(field[tuple(slice(0, n + 1 if a == d else n) for a in range(dim))])
-    if dim == 2:
-        comps = [c[..., None] for c in comps] + [np.zeros((n, n, 2))]
-    b = divergence_rhs(flags if dim == 3 else flags[..., None], comps, face_types(dim))
-    b = b if dim == 3 else b[..., 0]
-    return torch.as_tensor(b / np.linalg.norm(b))
 
 
 class IncompleteCholesky:
@@ -172,7 +156,7 @@ def main() -> None:
             g = sample_generator(HELD_OUT_SEED + n, i)
             flags = scene(args.dim, n, g, min_solids=1, max_solids=4, min_size=0.05, max_size=0.2)
             A = PressurePoissonOperator(flags)
-            b = divergence(flags, g)
+            b = random_divergence(flags, g)
             if args.first_step:
                 for label, net in nets.items():
                     stats.setdefault(label, []).append(first_step_gain(A, b, net))

@@ -340,3 +340,18 @@ def test_pressure_config_solves_and_rejects_bad_files(tmp_path):
     (tmp_path / "f.npy").unlink()
     with pytest.raises(ConfigError, match="problem.flags.*no such file"):
         sciml.config.load(tmp_path / "c.toml")
+
+
+def test_random_divergence_is_a_unit_fluid_rhs_and_reproducible():
+    """The benchmark's and shipped scenes' right-hand side: unit norm, zero outside fluid cells, and the
+    shipped 2-D scene's rhs is what the recipe draws."""
+    from sciml.data.generators.dcdm import random_divergence, scene
+    from sciml.data.generators.pressure_poisson import FLUID
+
+    g = sample_generator(4242, 0)
+    flags = scene(2, 64, g, min_solids=3, max_solids=4, min_size=0.08, max_size=0.2, free_surface=0.0)
+    b = random_divergence(flags, g)
+    assert b.shape == (64, 64) and b.dtype == torch.float64
+    assert abs(float(b.norm()) - 1.0) < 1e-12 and float(b[torch.as_tensor(flags != FLUID)].abs().max()) == 0.0
+    shipped = np.load(Path(__file__).resolve().parents[1] / "datasets" / "dcdm" / "scene2d-rhs.npy")
+    assert np.array_equal(b.numpy().astype(np.float32), shipped)

@@ -34,7 +34,8 @@ from ...linalg import lanczos
 from ...operators import LinearOperator
 from ..registry import register_dataset
 from .base import FieldSpec, Generator, choice, integer, number, option_error, register_generator, sample_generator
-from .pressure_poisson import AIR, FLUID, SOLID, PressurePoissonGenerator, _neighbours, _pad
+from .grf import periodic_grf
+from .pressure_poisson import AIR, FLUID, SOLID, PressurePoissonGenerator, _neighbours, _pad, divergence_rhs
 
 FACES = ("open-top", "air")
 
@@ -45,6 +46,24 @@ def face_types(dim: int, boundary: str = "open-top") -> tuple[int, ...]:
         raise ValueError(f"boundary must be one of {', '.join(FACES)}, got {boundary!r}")
     faces = [SOLID] * (2 * dim - 1) + [AIR] if boundary == "open-top" else [AIR] * (2 * dim)
     return tuple(faces + [SOLID] * (6 - 2 * dim))
+
+
+def random_divergence(flags: np.ndarray, generator: torch.Generator, boundary: str = "open-top") -> torch.Tensor:
+    """-h div u* of a random velocity field on the scene `flags` `(n,) * dim` (dim 2 or 3), scaled to unit
+    norm, float64: each face-velocity component a periodic Gaussian random field (alpha 2.5, tau 3), the
+    right-hand side a pressure projection meets (the held-out test vectors of the DCDM benchmark)."""
+    flags = np.asarray(flags)
+    dim, n = flags.ndim, flags.shape[0]
+    comps = []
+    for d in range(dim):
+        z = torch.randn(2, *(n + 1,) * dim, dtype=torch.float64, generator=generator)
+        field = periodic_grf(z[0], z[1], 2.5, 3.0, 1.0, dims=dim).numpy()
+        comps.append(field[tuple(slice(0, n + 1 if a == d else n) for a in range(dim))])
+    if dim == 2:
+        comps = [c[..., None] for c in comps] + [np.zeros((n, n, 2))]
+    b = divergence_rhs(_as3d(flags), comps, face_types(dim, boundary))
+    b = b if dim == 3 else b[..., 0]
+    return torch.as_tensor(b / np.linalg.norm(b))
 
 
 def _as3d(flags: np.ndarray) -> np.ndarray:
