@@ -17,15 +17,15 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 import h5py
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from sciml._io import atomic_path
 
 SIZE = 128
 # (file, package, window [low, high] in HU, description, licence)
@@ -88,10 +88,7 @@ def main(argv: list[str] | None = None) -> None:
             "window_hu": [low, high], "description": what, "licence": licence,
         })
     images = np.stack(images)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix="." + args.out.name + ".", suffix=".tmp", dir=args.out.parent)
-    os.close(fd)
-    try:
+    with atomic_path(args.out) as tmp:
         with h5py.File(tmp, "w") as f:
             f.create_dataset("images", data=images, chunks=(1, SIZE, SIZE), compression="gzip", compression_opts=9,
                              shuffle=True)
@@ -107,10 +104,6 @@ def main(argv: list[str] | None = None) -> None:
                 "recipe": "datasets/ct/make_ct_slices.py",
                 "pydicom_version": pydicom.__version__,
             })
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, args.out)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
     for i, m in enumerate(meta):
         img = images[i]
         print(f"slice {i}: {m['file']} window {m['window_hu']} HU, range [{img.min():.3f}, {img.max():.3f}], "
