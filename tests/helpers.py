@@ -1,5 +1,18 @@
-"""Small helpers shared by the tests: reproducible random tensors."""
+"""Small helpers shared by the tests: reproducible random tensors, the example scripts as modules."""
+import importlib.util
+from pathlib import Path
+
 import torch
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+def load_example(name: str):
+    """examples/<name>.py imported as a module (its `run` and helpers, without running `__main__`)."""
+    spec = importlib.util.spec_from_file_location(name, EXAMPLES / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def gen(seed: int = 0) -> torch.Generator:

@@ -1,20 +1,13 @@
 """The shipped real CT slices (datasets/ct/ct_slices.h5) load, look like CT, and the CT example runs on them."""
-import importlib.util
 from pathlib import Path
 
 import h5py
 import numpy as np
 import pytest
+from helpers import load_example
 
 ROOT = Path(__file__).resolve().parents[1]
 CT_SLICES = ROOT / "datasets" / "ct" / "ct_slices.h5"
-
-
-def load_example():
-    spec = importlib.util.spec_from_file_location("ct_reconstruction", ROOT / "examples" / "ct_reconstruction.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_ct_slices_file():
@@ -45,7 +38,7 @@ def test_load_image_reads_ct_slices():
 
 
 def test_ct_example_tv_beats_fbp_on_real_ct():
-    ex = load_example()
+    ex = load_example("ct_reconstruction")
     table = ex.run(image="ct", index=0, methods=("fbp", "tv"), size=64, views=60, out=None)
     # measured at 64x64, 60 views, noise 0.01 (seeds 0-2): TV 35.3-35.4 vs FBP 32.9 dB (+2.4)
     assert table["TV"]["psnr"] > table["FBP"]["psnr"] + 1.5
@@ -53,6 +46,6 @@ def test_ct_example_tv_beats_fbp_on_real_ct():
 
 
 def test_ct_example_default_call_returns_scores():
-    table = load_example().run(image="ct", methods=("fbp", "tv"), size=64, out=None)
+    table = load_example("ct_reconstruction").run(image="ct", methods=("fbp", "tv"), size=64, out=None)
     assert set(table) == {"FBP", "TV"}
     assert all(np.isfinite(v["psnr"]) and 0 < v["ssim"] <= 1 for v in table.values())

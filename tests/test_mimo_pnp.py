@@ -1,31 +1,21 @@
 """examples/mimo_pnp.py: the paper's constrained magnitude-regularised reconstruction (C-SALSA with the
 magnitude prox) on near-field MIMO data beats backprojection, and the example's pieces behave."""
-import importlib.util
 import math
-from pathlib import Path
 
 import pytest
 import torch
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def load_example():
-    spec = importlib.util.spec_from_file_location("mimo_pnp", ROOT / "examples" / "mimo_pnp.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from helpers import load_example
 
 
 def test_l1_on_the_magnitude_beats_backprojection():
-    ex = load_example()
+    ex = load_example("mimo_pnp")
     table = ex.run((10, 10, 14), 6, 30.0, 0, methods=("backprojection", "l1"))
     # measured at this size (seeds 0-2): backprojection 17.7-19.0 dB, l1 50.5-55.2 dB
     assert table["l1 on |x| (C-SALSA)"]["psnr"] > table["backprojection"]["psnr"] + 20
 
 
 def test_scene_data_and_slicewise_denoiser():
-    ex = load_example()
+    ex = load_example("mimo_pnp")
     a, b = ex.scene((8, 8, 10), 3), ex.scene((8, 8, 10), 3)
     assert torch.equal(a, b) and a.is_complex() and 0 < float(a.abs().max()) <= 1
     A, truth, y, eps = ex.simulate((8, 8, 10), 4, 30.0, 0)

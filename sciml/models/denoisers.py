@@ -230,3 +230,13 @@ def phase_constrained(denoiser: Any, phase: torch.Tensor) -> Any:
 
     return denoise
 
+
+def clipped(denoiser: Any, low: float = 0.0, high: float = 1.0) -> Any:
+    """`denoiser` followed by the projection onto [low, high] (the images' range), for PnP with a prior
+    that is unstable outside the data range, e.g. the CPU-trained LPN (see benchmarks/lpn_check.py)."""
+
+    def denoise(x: torch.Tensor, sigma: Any = None) -> torch.Tensor:
+        return (denoiser(x) if sigma is None else denoiser(x, sigma)).clamp(low, high)
+
+    return denoise
+
