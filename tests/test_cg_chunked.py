@@ -28,6 +28,7 @@ class PlainLaplacian(LinearOperator):
 @pytest.fixture
 def small_chunks(monkeypatch):
     monkeypatch.setattr(CG, "_CHUNK_BYTES", 3 * 6 * 16 * 16 * 8)   # 3 systems of 16 x 16 float64 a chunk
+    monkeypatch.setattr(CG, "_FUSED", [None])   # the chunked torch path, not the fused stencil kernel
     return 3
 
 
