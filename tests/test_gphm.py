@@ -116,6 +116,65 @@ def test_high_frequency_1d_poisson_and_what_the_mixture_buys():
     assert again.iterations == sol.iterations and torch.allclose(again.x, sol.x)
 
 
+def test_off_node_residual_and_best_round():
+    # The validation residual is the PDE residual of the posterior mean at the cell midpoints: check it
+    # against central differences of the GP prediction there (h = 1e-4 of the period).
+    p = _sin_problem(98, 20.0)
+    sol = sciml.solve(p, "gp-kron", max_frequency=6.0, components=10, maxiter=30, rtol=0.0, patience=1)
+    nodes = torch.linspace(0, 2 * math.pi, 100, dtype=torch.float64)
+    mid, h = (nodes[:-1] + nodes[1:]) / 2, 1e-4
+    u = [sol.model.predict([mid + s * h])[...] for s in (-1, 0, 1)]
+    fd = (u[0] - 2 * u[1] + u[2]) / h**2 + 400 * torch.sin(20 * mid)
+    expected = float(fd.norm() / (400 * torch.sin(20 * mid)).norm())
+    assert sol.info["validation_residual"] == pytest.approx(expected, rel=0.05)
+    assert sol.info["validation_residual"] < 1e-3
+    # rtol 0, patience 1: stops at the first round without a 1 % improvement and returns the best round: U and
+    # the kernels of that round (its recorded error at the nodes is the returned solution's).
+    h = sol.info["history"]
+    best = sol.info["best_round"]
+    assert "off-node" in sol.info["reason"] and best in (sol.iterations - 1, sol.iterations)
+    assert min(h["validation"]) == pytest.approx(h["validation"][best - 1]) == pytest.approx(sol.info["validation_residual"])
+    exact = torch.sin(20 * nodes)
+    assert float((sol.model.u - exact).norm() / exact.norm()) == pytest.approx(h["rel_l2_error"][best - 1], rel=1e-9)
+
+
+def test_batch_of_problems_shares_the_kernels():
+    ks = (18.0, 20.0, 22.0)
+    sol = sciml.solve(sciml.PDEBatch([_sin_problem(98, k) for k in ks]), "gp-kron", max_frequency=6.0,
+                      components=10, maxiter=30)
+    assert sol.x.shape == (3, 98) and sol.stats["status"].shape == (3,) and sol.converged
+    nodes = torch.linspace(0, 2 * math.pi, 100, dtype=torch.float64)[1:-1]
+    for row, k in zip(sol.x, ks):  # one spectrum for the three frequencies: measured worst 1.8e-4
+        exact = torch.sin(k * nodes)
+        assert float((row - exact).norm() / exact.norm()) < 1e-3
+    assert len(sol.info["precisions"]["equation"]) == 3
+    assert sol.info["test_rel_l2_error"] < 1e-3
+    # the same problem twice: identical rows; one problem in a batch gives the unbatched answer
+    twin = sciml.solve(sciml.PDEBatch([_sin_problem(98, 20.0)] * 2), "gp-kron", max_frequency=6.0, components=10,
+                       maxiter=15)
+    assert torch.equal(twin.x[0], twin.x[1]) and twin.info["rel_l2_error"] < 3e-4
+    one = sciml.solve(sciml.PDEBatch([_sin_problem(98, 20.0)]), "gp-kron", max_frequency=6.0, components=10, maxiter=15)
+    single = sciml.solve(_sin_problem(98, 20.0), "gp-kron", max_frequency=6.0, components=10, maxiter=15)
+    assert torch.allclose(one.x[0], single.x, rtol=0, atol=1e-9)
+
+
+def test_bad_batches():
+    p = _sin_problem(98, 20.0)
+    with pytest.raises(TypeError, match="non-empty"):
+        sciml.PDEBatch([])
+    with pytest.raises(ValueError, match="grid"):
+        sciml.PDEBatch([p, _sin_problem(60, 20.0)])
+    with pytest.raises(ValueError, match="operator"):
+        sciml.PDEBatch([p, _sin_problem(98, 20.0, "u_xx + u*(u**2 - 1)")])
+    with pytest.raises(TypeError, match=r"problems\[1\]"):
+        sciml.PDEBatch([p, "u_xx"])
+    k = sciml.PDEProblem(p.grid, source="0", boundary="0", operator="u_xx + k*u", constants={"k": 1.0})
+    with pytest.raises(ValueError, match="constant 'k'"):
+        sciml.solve(sciml.PDEBatch([k, sciml.PDEProblem(p.grid, operator="u_xx + k*u", constants={"k": 2.0})]), "gp-kron")
+    with pytest.raises(TypeError, match="does not accept"):
+        sciml.solve(sciml.PDEBatch([p]), "cg")
+
+
 def test_nonlinear_allen_cahn_1d():
     sol = sciml.solve(_sin_problem(98, 20.0, "u_xx + u*(u**2 - 1)"), "gp-kron", max_frequency=6.0, components=10,
                       maxiter=15)

@@ -1,6 +1,6 @@
 """The three problem kinds every solver is written against."""
 from .inverse import InverseProblem
 from .linear import LinearProblem
-from .pde import PDEProblem
+from .pde import PDEBatch, PDEProblem
 
-__all__ = ["InverseProblem", "LinearProblem", "PDEProblem"]
+__all__ = ["InverseProblem", "LinearProblem", "PDEBatch", "PDEProblem"]

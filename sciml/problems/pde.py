@@ -72,3 +72,55 @@ class PDEProblem:
                             "solve it with a collocation solver (\"gp-kron\")")
         return discretize(self.grid, self.source, self.a, self.c, self.boundary, self.exact, self.constants,
                           self.dtype, self.device)
+
+
+@dataclass
+class PDEBatch:
+    """Independent PDE problems on one grid with one equation, solved in one batched run.
+
+    The problems may differ in `source`, `boundary`, `exact` and `c`, and in constants used by those
+    fields only. `gp-kron` solves them together: U gets a leading batch dimension, the kernels (one
+    spectrum, learned from all of them) and their factorisations are shared, and every problem has its
+    own precisions, statuses and errors.
+
+    Args:
+        problems: a non-empty sequence of `PDEProblem`s with the same grid, operator, a, dtype and device.
+
+    Example:
+        >>> grid = Grid(lower=(0,), upper=(1,), points=(62,))
+        >>> batch = PDEBatch([PDEProblem(grid, source=f"{k}**2*sin({k}*x)", exact=f"sin({k}*x)") for k in (3, 4)])
+        >>> len(batch), batch.grid is grid
+        (2, True)
+    """
+
+    problems: list[PDEProblem]
+
+    kind = "pde"
+
+    def __post_init__(self) -> None:
+        self.problems = list(self.problems) if isinstance(self.problems, (list, tuple)) else self.problems
+        if not isinstance(self.problems, list) or not self.problems:
+            raise TypeError("problems must be a non-empty list of PDEProblem")
+        first = self.problems[0]
+        for i, p in enumerate(self.problems):
+            if not isinstance(p, PDEProblem):
+                raise TypeError(f"problems[{i}] must be a PDEProblem, got {type(p).__name__}")
+            for key in ("grid", "operator", "a", "dtype", "device"):
+                if getattr(p, key) != getattr(first, key):
+                    raise ValueError(f"problems[{i}].{key} = {getattr(p, key)!r} differs from problems[0].{key} = "
+                                     f"{getattr(first, key)!r}: a batch shares the grid and the equation")
+
+    def __len__(self) -> int:
+        return len(self.problems)
+
+    @property
+    def grid(self) -> Grid:
+        return self.problems[0].grid
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.problems[0].dtype
+
+    @property
+    def name(self) -> str:
+        return self.problems[0].name

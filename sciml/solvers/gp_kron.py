@@ -21,12 +21,19 @@ Optimisers:
   :math:`\tau_2 = N_c/\|H\|^2`, capped at `max_precision`. (3) `kernel_steps` L-BFGS iterations on
   the kernel parameters with U and the precisions fixed (the terms of the joint that depend on them:
   the prior and the residual likelihood). Stops when the relative change of U over an outer iteration
-  is below `rtol`: the exact solution is never looked at.
+  is below `rtol`, or by `patience` (below): the exact solution is never looked at.
 - ``"adam"``: the paper's schedule: joint Adam (lr 0.01) on U, the kernels and the log-precisions,
   boundary weight `boundary_weight`; the same stopping rule, checked every `check_every` steps.
 
-Both record the history (wall time, relative PDE residual, change, and the error when the exact
-solution is known, for time-to-accuracy curves) in `Solution.info["history"]`.
+Model selection without the exact solution: after every round (check) the PDE residual of the
+posterior mean is measured at the cell midpoints, off the collocation nodes (`validation_residual`;
+collocation makes it vanish at the nodes, so between them it measures how well the kernels
+interpolate). The round with the smallest one is returned (U with the kernels of that round), and the
+run stops when it has not improved by 1 % for `patience` rounds. The paper instead reports its best
+checkpoint chosen with the exact solution.
+
+Both record the history (wall time, relative PDE residual, change, off-node residual, and the error
+when the exact solution is known, for time-to-accuracy curves) in `Solution.info["history"]`.
 """
 from __future__ import annotations
 
@@ -38,10 +45,11 @@ from typing import Any, Callable, ClassVar
 import torch
 
 from ..models.gp_kernels import KERNEL_KINDS
+from ..linalg import kron_matvec
 from ..models.gphm import GPHM, GPFactors, _along
 from ..pde.discretize import evaluate
 from ..pde.expressions import Expression, derivative_names
-from ..problems import PDEProblem
+from ..problems import PDEBatch, PDEProblem
 from ..solution import Solution
 from ..status import Status
 from .base import Solver, SolverOptionError, register
@@ -52,62 +60,92 @@ JITTER = {"student-t": 1e-6, "matern": 1e-6, "gaussian": 1e-4, "se": 1e-4}  # de
 
 @dataclass
 class Collocation:
-    """A `PDEProblem` on the GP-HM collocation grid (boundary nodes included)."""
+    """A `PDEProblem` (or `PDEBatch`) on the GP-HM collocation grid (boundary nodes included)."""
 
     axes: list[torch.Tensor]  # collocation coordinates per axis
-    source: torch.Tensor  # f at every node, (*points,)
+    source: torch.Tensor  # f at every node, (*batch, *points)
     boundary: torch.Tensor  # bool mask of the boundary nodes, (*points,)
-    g: torch.Tensor  # Dirichlet data at the boundary nodes, (N_b,)
+    g: torch.Tensor  # Dirichlet data at the boundary nodes, (*batch, N_b)
     operator: Expression
     alphas: dict[str, tuple[int, ...]]  # derivative name -> multi-index
-    coords: dict[str, torch.Tensor]  # broadcastable coordinates for the operator's expression
-    exact: torch.Tensor | None  # exact solution at every node
+    coords: dict[str, torch.Tensor]  # broadcastable coordinates (and c) for the operator's expression
+    exact: torch.Tensor | None  # exact solution at every node, (*batch, *points)
+    check: "Collocation | None" = None  # the same PDE at the cell midpoints (no boundary, no exact), for validation
+
+    @property
+    def batch(self) -> tuple[int, ...]:
+        return tuple(self.source.shape[: self.source.ndim - len(self.axes)])
+
+    @property
+    def dims(self) -> tuple[int, ...]:
+        """The grid dimensions of a field, counted from the end."""
+        return tuple(range(-len(self.axes), 0))
 
     def operator_value(self, derivs: dict[str, torch.Tensor]) -> torch.Tensor:
         value = self.operator(**derivs, **self.coords)
         return torch.broadcast_to(torch.as_tensor(value, dtype=self.source.dtype), self.source.shape)
 
 
-def collocation(problem: PDEProblem) -> Collocation:
-    """The collocation set-up of `problem`; clear errors for what GP-HM does not support."""
-    grid = problem.grid
+def collocation(problem: PDEProblem | PDEBatch) -> Collocation:
+    """The collocation set-up of `problem` (a `PDEBatch`: fields with a leading batch dimension);
+    clear errors for what GP-HM does not support."""
+    problems = problem.problems if isinstance(problem, PDEBatch) else [problem]
+    first, batched = problems[0], isinstance(problem, PDEBatch)
+    grid = first.grid
     if any(bc != "dirichlet" for bc in grid.bc):
         raise ValueError(f"gp-kron needs Dirichlet boundary data on every axis, got bc {grid.bc}")
     names = grid.names
-    if problem.operator is not None:
-        text = problem.operator
+    if first.operator is not None:
+        text = first.operator
     else:
-        if not (isinstance(problem.a, (int, float)) and problem.a == 1):
+        if not (isinstance(first.a, (int, float)) and first.a == 1):
             raise ValueError("gp-kron supports a = 1 (give a variable-coefficient equation as operator=\"...\")")
         text = "-(" + " + ".join(f"u_{n}{n}" for n in names) + ") + c*u"
     table = derivative_names(names)
-    coef = {"c": problem.c} if problem.operator is None else {}
-    variables = ["u", *table, *names, *coef]
-    operator = Expression(text, variables, problem.constants)
-    operator = Expression(text, [v for v in variables if v in operator.names], problem.constants)
+    has_c = first.operator is None
+    variables = ["u", *table, *names, *(["c"] if has_c else [])]
+    operator = Expression(text, variables, first.constants)
+    operator = Expression(text, [v for v in variables if v in operator.names], first.constants)
     alphas = {name: table[name] for name in operator.names if name in table}
+    for i, p in enumerate(problems):
+        for name in operator.names - set(variables):
+            if name in first.constants and p.constants.get(name) != first.constants[name]:
+                raise ValueError(f"problems[{i}]: the constant {name!r} of the operator {text!r} differs from "
+                                 f"problems[0]'s: a batch shares the equation")
+        for key in ("source", "boundary", "exact") + (("c",) if has_c else ()):
+            if isinstance(getattr(p, key), torch.Tensor):
+                raise TypeError(f"gp-kron evaluates {key} on its own collocation nodes: give a number, an expression "
+                                f"string or a callable, not a tensor")
     axes = [torch.linspace(lo, hi, n + 2, dtype=torch.float64) for lo, hi, n in zip(grid.lower, grid.upper, grid.points)]
-    mesh = grid.mesh(axes)
-    shape = tuple(n + 2 for n in grid.points)
-    for key in ("source", "boundary", "exact") + tuple(coef):
-        value = getattr(problem, key)
-        if isinstance(value, torch.Tensor):
-            raise TypeError(f"gp-kron evaluates {key} on its own collocation nodes: give a number, an expression "
-                            f"string or a callable, not a tensor")
-    field_args = (grid, mesh, shape)
-    source = evaluate(problem.source, *field_args, "source", problem.constants, torch.float64)
-    coords = dict(zip(names, mesh))
-    if coef:
-        coords["c"] = evaluate(problem.c, *field_args, "c", problem.constants, torch.float64)
+
+    def field(key: str, axes: list[torch.Tensor]) -> torch.Tensor:
+        """`key` of every problem at the tensor grid `axes`, `(*batch, *points)`."""
+        mesh = grid.mesh(axes)
+        shape = tuple(t.numel() for t in axes)
+        values = [evaluate(getattr(p, key), grid, mesh, shape, key, p.constants, torch.float64) for p in problems]
+        return torch.stack(values) if batched else values[0]
+
+    def fields(axes: list[torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        coords = dict(zip(names, grid.mesh(axes)))
+        if has_c:
+            coords["c"] = field("c", axes)
+        return field("source", axes), coords
+
+    midpoints = [(t[:-1] + t[1:]) / 2 for t in axes]
+    check_source, check_coords = fields(midpoints)
+    check = Collocation(midpoints, check_source, torch.zeros(check_source.shape[-len(axes):], dtype=torch.bool),
+                        check_source.new_zeros(0), operator, alphas, check_coords, None)
+    source, coords = fields(axes)
+    shape = tuple(t.numel() for t in axes)
     boundary = torch.zeros(shape, dtype=torch.bool)
     for d, n in enumerate(shape):
         index = [slice(None)] * len(shape)
         for i in (0, n - 1):
             index[d] = i
             boundary[tuple(index)] = True
-    g_full = evaluate(problem.boundary, *field_args, "boundary", problem.constants, torch.float64)
-    exact = None if problem.exact is None else evaluate(problem.exact, *field_args, "exact", problem.constants, torch.float64)
-    return Collocation(axes, source, boundary, g_full[boundary], operator, alphas, coords, exact)
+    g = field("boundary", axes)[..., boundary]
+    exact = None if any(p.exact is None for p in problems) else field("exact", axes)
+    return Collocation(axes, source, boundary, g, operator, alphas, coords, exact, check)
 
 
 @register
@@ -116,7 +154,7 @@ class GPKron(Solver):
     """GP-HM: spectral-mixture GP collocation on a Kronecker grid (high-frequency/multi-scale PDEs)."""
 
     name: ClassVar[str] = "gp-kron"
-    accepts: ClassVar[tuple[type, ...]] = (PDEProblem,)
+    accepts: ClassVar[tuple[type, ...]] = (PDEProblem, PDEBatch)
 
     kernel: str = "student-t"
     components: int = 30
@@ -131,6 +169,7 @@ class GPKron(Solver):
     check_every: int = 100
     max_precision: float = 1e10
     newton_steps: int = 3
+    patience: int = 5  # stop when the off-node PDE residual has not improved for this many rounds (checks)
     test_points: int = 300  # per axis (capped so the test grid has at most ~1e6 points)
     progress: bool = False
 
@@ -139,7 +178,7 @@ class GPKron(Solver):
             raise SolverOptionError(f"kernel must be one of {', '.join(KERNEL_KINDS)}, got {self.kernel!r}")
         if self.optimizer not in OPTIMIZERS:
             raise SolverOptionError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
-        for key in ("components", "maxiter", "kernel_steps", "check_every", "newton_steps", "test_points"):
+        for key in ("components", "maxiter", "kernel_steps", "check_every", "newton_steps", "test_points", "patience"):
             value = getattr(self, key)
             if not isinstance(value, int) or isinstance(value, bool) or value < (0 if key == "test_points" else 1):
                 raise SolverOptionError(f"{key} must be a positive integer, got {value!r}")
@@ -156,7 +195,7 @@ class GPKron(Solver):
             raise SolverOptionError(f"max_frequency must be a number >= 0 or one per axis, got {self.max_frequency!r}")
 
     # ------------------------------------------------------------------------------------------
-    def solve(self, problem: PDEProblem) -> Solution:
+    def solve(self, problem: PDEProblem | PDEBatch) -> Solution:
         setup = collocation(problem)
         points = [t.numel() for t in setup.axes]
         freqs = self.max_frequency if isinstance(self.max_frequency, (list, tuple)) else [self.max_frequency] * len(points)
@@ -168,9 +207,10 @@ class GPKron(Solver):
                 raise SolverOptionError(f"max_frequency {f:g} on axis {problem.grid.names[d]} is above the grid's Nyquist "
                                         f"frequency {nyquist:.4g}: refine the grid (problem.grid.points) or lower it")
         model = GPHM([float(t[0]) for t in setup.axes], [float(t[-1]) for t in setup.axes], points, self.components,
-                     self.kernel, [float(f) for f in freqs], self.jitter or JITTER[self.kernel])
+                     self.kernel, [float(f) for f in freqs], self.jitter or JITTER[self.kernel], batch=setup.batch)
         run = _Run(self, model, setup)
         status = run.alternating() if self.optimizer == "alternating" else run.adam()
+        run.restore_best()
         return run.solution(problem, status)
 
 
@@ -189,7 +229,9 @@ class _Run:
         self.reason: str | None = None
         self.tau, self.v = 1.0, 1.0
         self.start = time.perf_counter()
-        self.history: dict[str, list[float]] = {"time": [], "residual": [], "change": []}
+        self.history: dict[str, list[float]] = {"time": [], "residual": [], "change": [], "validation": []}
+        self.best: tuple[float, int, torch.Tensor, list[torch.Tensor]] | None = None  # (validation, round, U, kernels)
+        self.gained = 0  # the last round (check) that lowered the best validation residual by 1 % or more
         if setup.exact is not None:
             self.history["rel_l2_error"] = []
         self.f_norm = float(setup.source.norm()) or 1.0
@@ -203,14 +245,51 @@ class _Run:
     def residual(self, U: torch.Tensor, F: GPFactors) -> torch.Tensor:
         return self.c.operator_value(self.derivatives(U, F)) - self.c.source
 
+    def validation(self, U: torch.Tensor, F: GPFactors) -> float:
+        r"""The PDE residual of the posterior mean at the cell midpoints, off the collocation nodes, relative
+        to :math:`\|f\|` there (root mean square when f = 0); the mean over a batch. Collocation makes the residual vanish at the
+        nodes; between them it measures how well the kernels interpolate U. It never looks at the exact
+        solution, so it can choose the returned round and stop the optimisation."""
+        check, m = self.c.check, self.m
+        maps = []
+        for j, (kernel, t) in enumerate(zip(m.kernels, check.axes)):
+            orders = {0} | self.orders[j]
+            cross = kernel.matrices(t, m.nodes(j), order=max(orders))
+            maps.append({r: torch.cholesky_solve(cross[r].mT, F.cholesky[j]).mT for r in orders})
+        alphas = {"u": (0,) * m.ndim, **check.alphas}
+        derivs = {name: kron_matvec([maps[j][r] for j, r in enumerate(alpha)], U) for name, alpha in alphas.items()}
+        H = check.operator_value(derivs) - check.source
+        f = torch.linalg.vector_norm(check.source, dim=check.dims)
+        rms = math.sqrt(math.prod(H.shape[-m.ndim:]))
+        return float((torch.linalg.vector_norm(H, dim=check.dims) / torch.where(f > 0, f, rms)).mean())
+
+    def keep_best(self, U: torch.Tensor, F: GPFactors) -> bool:
+        """Record the validation residual of (U, current kernels); keep them if best. True when the last
+        `patience` checks brought no improvement of at least 1 %."""
+        value = self.validation(U, F)
+        self.history["validation"].append(value)
+        count = len(self.history["validation"])
+        if self.best is None or value < 0.99 * self.best[0]:
+            self.gained = count
+        if self.best is None or value < self.best[0]:
+            self.best = (value, count, U.clone(), _snapshot(list(self.m.kernels.parameters())))
+        return count - self.gained >= self.s.patience
+
+    def restore_best(self) -> None:
+        """Return to the round (check) with the smallest validation residual: U and the kernels that go with it."""
+        if self.best is not None:
+            _, _, U, kernels = self.best
+            self.U = U
+            _restore(list(self.m.kernels.parameters()), kernels)
+
     def neg_log_joint(self, U, F, log_tau, log_v) -> torch.Tensor:
         A = self.m.weights(U, F)
         H = self.residual(U, F)
-        rb = U[self.c.boundary] - self.c.g
-        nb, nc = rb.numel(), H.numel()
-        boundary = 0.5 * nb * log_tau - 0.5 * log_tau.exp() * rb.pow(2).sum()
-        equation = 0.5 * nc * log_v - 0.5 * log_v.exp() * H.pow(2).sum()
-        return -(self.m.log_prior(U, A, F) + self.s.boundary_weight * boundary + equation)
+        rb = U[..., self.c.boundary] - self.c.g
+        nb, nc = rb.shape[-1], math.prod(H.shape[-self.m.ndim:])
+        boundary = 0.5 * nb * log_tau - 0.5 * log_tau.exp() * rb.pow(2).sum(-1)
+        equation = 0.5 * nc * log_v - 0.5 * log_v.exp() * H.pow(2).sum(self.c.dims)
+        return -(self.m.log_prior(U, A, F) + self.s.boundary_weight * boundary + equation).sum()
 
     # --- the U block ------------------------------------------------------------------------------
     def linearize(self, U: torch.Tensor, F: GPFactors) -> tuple[torch.Tensor, Callable, dict[str, torch.Tensor]]:
@@ -241,26 +320,30 @@ class _Run:
         1e-2 are accepted (inexact Newton); a later step that fails ends the Newton loop).
         """
         from ..linalg import gmres
+        from ..operators import aslinearoperator
 
         c, m = self.c, self.m
-        inner = tuple(slice(1, -1) for _ in c.axes)
+        inner = (..., *(slice(1, -1) for _ in c.axes))
         U = self.U.clone()
-        U[c.boundary] = c.g
+        U[..., c.boundary] = c.g
+        shape = U.shape[U.ndim - m.ndim:]
         maps = [{r: torch.cholesky_solve(F.matrices[j][r].mT, F.cholesky[j]).mT[1:-1, 1:-1] for r in self.orders[j] if r}
                 for j in range(m.ndim)]
         for step in range(self.s.newton_steps):
             H, J, coef = self.linearize(U, F)
             means = {k: float(t.mean()) for k, t in coef.items()}
-            solve_sum = _kronecker_sum_inverse(maps, [n - 2 for n in U.shape], c.alphas, means, U.dtype)
+            solve_sum = _kronecker_sum_inverse(maps, [n - 2 for n in shape], c.alphas, means, U.dtype)
 
             def jacobian(d: torch.Tensor) -> torch.Tensor:
-                full = torch.zeros(*d.shape[: d.ndim - m.ndim], *U.shape, dtype=d.dtype)
-                full[(..., *inner)] = d
-                return J(full)[(..., *inner)]
+                full = torch.zeros(*d.shape[: d.ndim - m.ndim], *shape, dtype=d.dtype)
+                full[inner] = d
+                return J(full)[inner]
 
             rhs = -H[inner]
-            result = gmres(jacobian, rhs, M=solve_sum, rtol=1e-9, restart=40, maxiter=200)
-            reduction = float(result.info["residual_norm"]) / max(float(rhs.norm()), 1e-300)
+            J_int = aslinearoperator(jacobian, in_shape=tuple(n - 2 for n in shape))  # batched: one system per problem
+            result = gmres(J_int, rhs, M=solve_sum, rtol=1e-9, restart=40, maxiter=200)
+            rhs_norm = torch.linalg.vector_norm(rhs, dim=c.dims).clamp_min(1e-300)
+            reduction = float((result.info["residual_norm"] / rhs_norm).max())  # the worst system of a batch
             if not reduction <= (1e-6 if self._is_linear else 1e-2):  # inexact Newton steps are fine
                 if step == 0:
                     return False
@@ -288,15 +371,16 @@ class _Run:
             scale = max(float(previous.abs().max()), float(self.c.g.abs().max()))
             if it and not float(self.U.abs().max()) <= 1e3 * scale:  # also catches NaN
                 self.U = previous
-                self.reason = ("the solution grew a thousandfold in one round (diverging); the solution of the last "
-                               "completed round is returned")
+                self.reason = ("the solution grew a thousandfold in one round (diverging); the best completed round "
+                               "is returned")
                 return Status.BREAKDOWN
             with torch.no_grad():
+                stalled = self.keep_best(self.U, F)
                 H = self.residual(self.U, F)
-                rb = self.U[self.c.boundary] - self.c.g
+                rb = self.U[..., self.c.boundary] - self.c.g
                 cap = self.s.max_precision
-                self.tau = min(rb.numel() / max(float(rb.pow(2).sum()), 1e-300), cap)
-                self.v = min(H.numel() / max(float(H.pow(2).sum()), 1e-300), cap)
+                self.tau = (rb.shape[-1] / rb.pow(2).sum(-1).clamp_min(1e-300)).clamp(max=cap)  # per problem
+                self.v = (math.prod(H.shape[-self.m.ndim:]) / H.pow(2).sum(self.c.dims).clamp_min(1e-300)).clamp(max=cap)
             moved = self._kernel_steps(params)
             self.iterations += 1
             change = float((self.U - previous).norm() / max(float(self.U.norm()), 1e-300))
@@ -304,6 +388,11 @@ class _Run:
             if not math.isfinite(change) or not torch.isfinite(self.U).all():
                 return Status.NONFINITE
             if change <= self.s.rtol and moved:
+                self.reason = "the relative change of U over a round fell below rtol"
+                return Status.SUCCESS
+            if stalled:
+                self.reason = (f"the off-node PDE residual did not improve for {self.s.patience} rounds; the round "
+                               f"with the smallest one is returned")
                 return Status.SUCCESS
         return Status.MAX_ITERATIONS
 
@@ -317,7 +406,8 @@ class _Run:
 
         def objective() -> torch.Tensor:
             F = self.m.factors(self.orders)
-            return -self.m.log_prior(U, self.m.weights(U, F), F) + 0.5 * v * self.residual(U, F).pow(2).sum()
+            misfit = 0.5 * v * self.residual(U, F).pow(2).sum(self.c.dims)
+            return (misfit - self.m.log_prior(U, self.m.weights(U, F), F)).sum()
 
         saved = _snapshot(params)
         opt = torch.optim.LBFGS(params, lr=1, max_iter=self.s.kernel_steps, history_size=20, line_search_fn="strong_wolfe")
@@ -376,13 +466,20 @@ class _Run:
             self.iterations = step
             if step % self.s.check_every == 0 or step == self.s.maxiter:
                 self.U = u.detach().clone()
-                self.tau, self.v = float(log_tau.detach().exp()), float(log_v.detach().exp())
+                self.tau, self.v = log_tau.detach().exp(), log_v.detach().exp()
                 with torch.no_grad():
-                    H = self.residual(self.U, m.factors(self.orders))
+                    F = m.factors(self.orders)
+                    H = self.residual(self.U, F)
+                    stalled = self.keep_best(self.U, F)
                 change = float((self.U - previous).norm() / max(float(self.U.norm()), 1e-300))
                 previous = self.U.clone()
                 self._record(H, change)
                 if change <= self.s.rtol:
+                    self.reason = f"the relative change of U over {self.s.check_every} steps fell below rtol"
+                    return Status.SUCCESS
+                if stalled:
+                    self.reason = (f"the off-node PDE residual did not improve for {self.s.patience} checks; the check "
+                                   f"with the smallest one is returned")
                     return Status.SUCCESS
         return Status.MAX_ITERATIONS
 
@@ -395,15 +492,16 @@ class _Run:
         if self.c.exact is not None:
             h["rel_l2_error"].append(float((self.U - self.c.exact).norm() / self.c.exact.norm()))
         if self.s.progress:
-            extra = f", error {h['rel_l2_error'][-1]:.3e}" if "rel_l2_error" in h else ""
+            extra = f", off-node residual {h['validation'][-1]:.3e}" if h["validation"] else ""
+            extra += f", error {h['rel_l2_error'][-1]:.3e}" if "rel_l2_error" in h else ""
             print(f"gp-kron {len(h['time']):5d}: residual {h['residual'][-1]:.3e}, change {change:.3e}{extra}, "
                   f"{h['time'][-1]:.1f} s", flush=True)
 
-    def solution(self, problem: PDEProblem, status: Status) -> Solution:
+    def solution(self, problem: PDEProblem | PDEBatch, status: Status) -> Solution:
         m, c = self.m, self.c
         with torch.no_grad():
             m.u.copy_(self.U)
-        interior = tuple(slice(1, -1) for _ in c.axes)
+        interior = (..., *(slice(1, -1) for _ in c.axes))
         x = self.U[interior].to(problem.dtype)
         grid = problem.grid
         exact = None if c.exact is None else c.exact[interior].to(problem.dtype)
@@ -411,21 +509,25 @@ class _Run:
         info: dict[str, Any] = {
             "reason": self.reason or status.message,
             "relative_residual": residuals[-1].item(),
-            "boundary_error": float((self.U[c.boundary] - c.g).abs().max()),
-            "precisions": {"boundary": self.tau, "equation": self.v},
+            "boundary_error": float((self.U[..., c.boundary] - c.g).abs().max()),
+            "validation_residual": self.best[0] if self.best else float("nan"),
+            "best_round": self.best[1] if self.best else 0,
+            "precisions": {"boundary": _number(self.tau), "equation": _number(self.v)},
             "operator": c.operator.text,
             "collocation_points": [t.numel() for t in c.axes],
             "spectrum": [{"frequency": k.spectrum()[0].tolist(), "weight": k.spectrum()[1].tolist()} for k in m.kernels],
             "history": self.history,
         }
-        if c.exact is not None and self.s.test_points and problem.exact is not None:
+        if c.exact is not None and self.s.test_points:
             per_axis = min(self.s.test_points, int(round(1e6 ** (1 / len(c.axes)))))  # at most ~1e6 test points
             axes = [torch.linspace(float(t[0]), float(t[-1]), per_axis, dtype=torch.float64) for t in c.axes]
             pred = m.predict(axes)
-            ref = evaluate(problem.exact, grid, grid.mesh(axes), tuple(t.numel() for t in axes), "exact",
-                           problem.constants, torch.float64)
-            info["test_rel_l2_error"] = float((pred - ref).norm() / ref.norm())
-        stats = {"status": torch.tensor(int(status)), "iterations": torch.tensor(self.iterations)}
+            problems = problem.problems if isinstance(problem, PDEBatch) else [problem]
+            ref = torch.stack([evaluate(p.exact, grid, grid.mesh(axes), tuple(t.numel() for t in axes), "exact",
+                                        p.constants, torch.float64) for p in problems]).reshape(pred.shape)
+            err = torch.linalg.vector_norm(pred - ref, dim=c.dims) / torch.linalg.vector_norm(ref, dim=c.dims)
+            info["test_rel_l2_error"] = float(err.max())  # the worst problem of a batch
+        stats = {"status": torch.full(c.batch, int(status)), "iterations": torch.full(c.batch, self.iterations)}
         return Solution(x, residuals, stats, info, coords=grid.coords(problem.dtype), exact=exact, variable="u", model=m)
 
 
@@ -480,6 +582,11 @@ def _kronecker_sum_inverse(maps: list[dict[int, torch.Tensor]], sizes: list[int]
         return y.real.to(dtype)
 
     return apply
+
+
+def _number(value: float | torch.Tensor) -> float | list:
+    """A float, or a (nested) list for a batch."""
+    return value.tolist() if isinstance(value, torch.Tensor) else float(value)
 
 
 def _snapshot(params: list[torch.nn.Parameter]) -> list[torch.Tensor]:
