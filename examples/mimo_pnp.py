@@ -34,40 +34,29 @@ import torch
 
 import sciml
 from sciml import models
+from sciml.data import extended_targets
 from sciml.operators import NearFieldMIMO
 from sciml.solvers.variational import power_norm2, soft_threshold
 
 DENOISER = Path(__file__).resolve().parents[1] / "datasets" / "mri" / "dncnn_mni152"
+RADAR_DENOISER = Path(__file__).resolve().parents[1] / "datasets" / "radar" / "dncnn3d_targets"
 L1_THRESHOLD = 0.1      # of max|p| (tuned on seed 1)
 L1_RHO = 0.01           # its ADMM penalty ratio, times ||A||^2 (tuned on seed 1)
 PNP_SIGMA = 0.05        # the DnCNN's noise level on the max-scaled magnitude (tuned on seed 1)
 PNP_THRESHOLD = 0.15    # the soft threshold (of max|p|) before the DnCNN (tuned on seed 1)
 AXES = (0, 1, 2)        # average the denoised x-, y- and z-slices; (2,): z-slices only
 RHO = 0.03              # the PnP ADMM penalty ratio, times ||A||^2 (tuned on seed 1)
-ITERATIONS = {"l1": 100, "pnp": 60}  # the paper: 30 for its learned prior, many more for l1
+PNP3D_SIGMA = 0.1       # the 3-D radar denoiser's noise level (tuned on seed 1)
+PNP3D_RHO = 0.03        # its ADMM penalty ratio, times ||A||^2 (tuned on seed 1)
+ITERATIONS = {"l1": 100, "pnp": 60, "pnp3d": 30}  # the paper: 30 for its learned prior, many more for l1
 
 
 def scene(voxels: tuple[int, int, int], seed: int) -> torch.Tensor:
     """A complex reflectivity `voxels`: four extended targets (a box, two ellipsoids and a thin plate at
-    random positions, sizes and depths, with smooth amplitudes in [0.5, 1]) times a random phase."""
+    random positions, sizes and depths, with smooth amplitudes in [0.5, 1]; `sciml.data.extended_targets`)
+    times a random phase."""
     g = torch.Generator().manual_seed(seed)
-    X, Y, Z = torch.meshgrid(*(torch.linspace(-1, 1, n, dtype=torch.float64) for n in voxels), indexing="ij")
-
-    def u(lo: float, hi: float) -> float:
-        return lo + (hi - lo) * float(torch.rand((), generator=g))
-
-    mag = torch.zeros(voxels, dtype=torch.float64)
-    for shape in ("box", "ellipsoid", "plate", "ellipsoid"):
-        c = (u(-0.5, 0.5), u(-0.5, 0.5), u(-0.6, 0.6))
-        d = [(X - c[0]).abs(), (Y - c[1]).abs(), (Z - c[2]).abs()]
-        if shape == "box":
-            mask = (d[0] < u(0.15, 0.35)) & (d[1] < u(0.15, 0.35)) & (d[2] < u(0.1, 0.2))
-        elif shape == "ellipsoid":
-            mask = (d[0] / u(0.15, 0.4)) ** 2 + (d[1] / u(0.15, 0.4)) ** 2 + (d[2] / u(0.1, 0.25)) ** 2 < 1
-        else:  # a thin plate, about two voxels deep
-            mask = (d[0] < u(0.3, 0.5)) & (d[1] < u(0.2, 0.4)) & (d[2] < 1.0 / voxels[2])
-        amp = 0.75 + 0.25 * torch.cos(u(1, 4) * X + u(1, 4) * Y + u(1, 4) * Z + u(0, 6))
-        mag = torch.maximum(mag, mask * amp)
+    mag = extended_targets(voxels, g, ("box", "ellipsoid", "plate", "ellipsoid"))
     phase = 2 * math.pi * torch.rand(voxels, generator=g, dtype=torch.float64)
     return torch.polar(mag, phase)
 
@@ -105,6 +94,16 @@ def slicewise(denoiser, sigma: float, axes: tuple[int, ...] = (2,)):
     return D
 
 
+def volumetric(denoiser, sigma: float):
+    """A 3-D denoiser `denoiser(volume (D, H, W), sigma)` on the magnitude scaled by its maximum."""
+
+    def D(m: torch.Tensor) -> torch.Tensor:
+        scale = m.max().clamp_min(1e-30)
+        return denoiser(m / scale, sigma).clamp_min(0) * scale
+
+    return D
+
+
 def debiased(denoiser, threshold: float):
     """`denoiser` after a soft threshold of `threshold` x max: removes the positive background that speckle
     leaves in |p| (Rayleigh-distributed where x = 0), which a Gaussian denoiser would keep as signal."""
@@ -116,7 +115,8 @@ def debiased(denoiser, threshold: float):
 
 
 def reconstructions(A, y, eps: float, methods, l1=L1_THRESHOLD, sigma=PNP_SIGMA, rho=RHO,
-                    pnp_threshold=PNP_THRESHOLD, axes=AXES, l1_rho=L1_RHO) -> dict:
+                    pnp_threshold=PNP_THRESHOLD, axes=AXES, l1_rho=L1_RHO, sigma3d=PNP3D_SIGMA,
+                    rho3d=PNP3D_RHO) -> dict:
     """name -> (complex reconstruction, seconds)."""
     problem = sciml.InverseProblem(A, y)
     x0 = A.adjoint(y)  # the start of the ADMM methods
@@ -142,10 +142,15 @@ def reconstructions(A, y, eps: float, methods, l1=L1_THRESHOLD, sigma=PNP_SIGMA,
         D = debiased(slicewise(models.load(DENOISER), sigma, axes), pnp_threshold)
         timed("PnP, DnCNN on |x| (C-SALSA)", lambda: sciml.solve(problem, "pnp-admm", denoiser=D, x0=x0,
                                                                           maxiter=ITERATIONS["pnp"], rho=rho * norm2, **opts).x)
+    if "pnp3d" in methods:
+        D3 = volumetric(models.load(RADAR_DENOISER), sigma3d)
+        timed("PnP, 3-D radar DnCNN (C-SALSA)", lambda: sciml.solve(problem, "pnp-admm", denoiser=D3, x0=x0,
+                                                                             maxiter=ITERATIONS["pnp3d"], rho=rho3d * norm2,
+                                                                             **opts).x)
     return out
 
 
-METHODS = ("backprojection", "ls", "l1", "pnp")
+METHODS = ("backprojection", "ls", "l1", "pnp", "pnp3d")
 
 
 def run(voxels=(16, 16, 24), freqs: int = 10, snr: float = 30.0, seed: int = 0, out: str | None = None,
@@ -176,6 +181,10 @@ def tune(voxels=(16, 16, 24), freqs: int = 10, snr: float = 30.0, seed: int = 1)
             for rho in (0.03, 0.1):
                 print(f"threshold {t}, sigma {sigma}, rho {rho}:",
                       run(voxels, freqs, snr, seed, methods=("pnp",), pnp_threshold=t, sigma=sigma, rho=rho))
+    for sigma in (0.05, 0.1, 0.2):
+        for rho in (0.01, 0.03, 0.1):
+            print(f"3-D denoiser, sigma {sigma}, rho {rho}:",
+                  run(voxels, freqs, snr, seed, methods=("pnp3d",), sigma3d=sigma, rho3d=rho))
 
 
 def _figure(truth, recon, table, out: str) -> None:

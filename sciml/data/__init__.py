@@ -8,9 +8,10 @@ from .synthetic import RandomRegression
 from .base import DataError, FieldDataset
 from .hdf5 import HDF5Dataset
 from .netcdf import NetCDFDataset
+from .radar import RadarTargets, extended_targets
 from .readers import MatDataset, PDEBenchDataset, PoseidonDataset
 from .splits import split_indices
 
 __all__ = ["DATASET_KINDS", "DataError", "FieldDataset", "HDF5Dataset", "MatDataset", "NetCDFDataset",
-           "PDEBenchDataset", "PoseidonDataset", "RandomRegression", "build_dataset", "register_dataset",
-           "split_indices"]
+           "PDEBenchDataset", "PoseidonDataset", "RadarTargets", "RandomRegression", "build_dataset",
+           "extended_targets", "register_dataset", "split_indices"]

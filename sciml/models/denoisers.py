@@ -8,7 +8,7 @@ its training data (random noisy patches of images in an HDF5 file) and its train
 noise level it was trained on, so it plugs into the PnP solvers as `denoiser=` with their `sigma`.
 
 Inputs: `(B, C, H, W)`, or `(B, H, W)` / `(H, W)` when `channels = 1` (the output has the input's
-shape). A complex image is denoised through its magnitude with its phase kept (the same as the PnP
+shape); with `dim = 3` (3x3x3 convolutions, volumes) `(B, C, D, H, W)`, or `(B, D, H, W)` / `(D, H, W)`. A complex image is denoised through its magnitude with its phase kept (the same as the PnP
 solvers' `complex_mode = "magnitude"`). `sigma`: a number, a 0-d tensor, one value per image `(B,)`,
 or a map broadcastable to `(B, 1, H, W)`; intensities are those of the training data (e.g. [0, 1]).
 Inputs of another floating dtype than the weights (float64 images) are cast for the network and the
@@ -56,20 +56,24 @@ class SigmaDnCNN(nn.Module):
         width: feature channels of the hidden convolutions.
         depth: number of convolutions (>= 2).
         sigma_scale: the noise map fed to the network is `sigma * sigma_scale` (so it is O(1)).
+        dim: 2 (images) or 3 (volumes).
     """
 
-    def __init__(self, channels: int = 1, width: int = 48, depth: int = 10, sigma_scale: float = 5.0):
+    def __init__(self, channels: int = 1, width: int = 48, depth: int = 10, sigma_scale: float = 5.0, dim: int = 2):
         super().__init__()
         _positive("channels", channels)
         _positive("width", width)
         _positive("depth", depth, 2)
         if not sigma_scale > 0:
             raise ValueError(f"sigma_scale must be > 0, got {sigma_scale!r}")
-        self.channels, self.sigma_scale = channels, float(sigma_scale)
-        layers: list[nn.Module] = [nn.Conv2d(channels + 1, width, 3, padding=1), nn.ReLU(inplace=True)]
+        if dim not in (2, 3):
+            raise ValueError(f"dim must be 2 or 3, got {dim!r}")
+        self.channels, self.sigma_scale, self.dim = channels, float(sigma_scale), dim
+        conv = nn.Conv2d if dim == 2 else nn.Conv3d
+        layers: list[nn.Module] = [conv(channels + 1, width, 3, padding=1), nn.ReLU(inplace=True)]
         for _ in range(depth - 2):
-            layers += [nn.Conv2d(width, width, 3, padding=1), nn.ReLU(inplace=True)]
-        layers.append(nn.Conv2d(width, channels, 3, padding=1))
+            layers += [conv(width, width, 3, padding=1), nn.ReLU(inplace=True)]
+        layers.append(conv(width, channels, 3, padding=1))
         self.net = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor, sigma: Any = None) -> torch.Tensor:
@@ -80,28 +84,29 @@ class SigmaDnCNN(nn.Module):
         if x.is_complex():
             m = x.abs()
             return torch.polar(self.forward(m, sigma).to(m.dtype), x.angle())
-        shape = x.shape
-        if x.ndim == 4:
+        shape, d = x.shape, self.dim
+        space = "(D, H, W)" if d == 3 else "(H, W)"
+        if x.ndim == d + 2:
             if x.shape[1] != self.channels:
-                raise ValueError(f"dncnn-sigma: expected {self.channels} channel(s) in an input (B, C, H, W), "
+                raise ValueError(f"dncnn-sigma: expected {self.channels} channel(s) in an input (B, C, {space[1:]}, "
                                  f"got shape {tuple(shape)}")
             x4 = x
-        elif x.ndim in (2, 3) and self.channels == 1:
-            x4 = x.reshape((-1, 1) + tuple(shape[-2:]))
+        elif x.ndim in (d, d + 1) and self.channels == 1:
+            x4 = x.reshape((-1, 1) + tuple(shape[-d:]))
         else:
-            want = "(B, C, H, W)" + (", (B, H, W) or (H, W)" if self.channels == 1 else "")
+            want = f"(B, C, {space[1:]}" + (f", (B, {space[1:]} or {space}" if self.channels == 1 else "")
             raise ValueError(f"dncnn-sigma: expected an input {want} with C = {self.channels}, got shape {tuple(shape)}")
-        B, _, H, W = x4.shape
+        B, spatial = x4.shape[0], tuple(x4.shape[2:])
         s = torch.as_tensor(sigma, dtype=x4.dtype, device=x4.device)
         if s.ndim == 1 and s.numel() == B:
-            s = s.reshape(B, 1, 1, 1)
-        elif s.ndim in (2, 3) and x.ndim != 4:  # a map (H, W) or (B, H, W) for a channel-less input
-            s = s.reshape((-1, 1) + tuple(s.shape[-2:]))
+            s = s.reshape((B,) + (1,) * (d + 1))
+        elif s.ndim in (d, d + 1) and x.ndim != d + 2:  # a map (H, W) or (B, H, W) for a channel-less input
+            s = s.reshape((-1, 1) + tuple(s.shape[-d:]))
         try:
-            smap = torch.broadcast_to(s, (B, 1, H, W))
+            smap = torch.broadcast_to(s, (B, 1) + spatial)
         except RuntimeError:
-            raise ValueError(f"dncnn-sigma: sigma of shape {tuple(s.shape)} does not broadcast to (B, 1, H, W) = "
-                             f"{(B, 1, H, W)}") from None
+            raise ValueError(f"dncnn-sigma: sigma of shape {tuple(s.shape)} does not broadcast to (B, 1, ...) = "
+                             f"{(B, 1) + spatial}") from None
         wdtype = self.net[0].weight.dtype  # e.g. float64 images through a float32 model
         inp = torch.cat([x4, smap * self.sigma_scale], dim=1).to(wdtype)
         out = x4 - self.net(inp).to(x4.dtype)

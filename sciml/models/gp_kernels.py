@@ -42,6 +42,9 @@ class SpectralMixtureKernel(nn.Module):
         components: Q, the number of mixture components (> 0).
         kind: "student-t", "gaussian", "matern" or "se" (see the module docstring).
         max_frequency: initial frequencies are `linspace(0, max_frequency, Q)` (cycles per unit length).
+        smooth: add one plain component (the envelope alone, frequency fixed at 0) with its own weight
+            and scale, both starting at 1: the "extra GP" of the paper's code for multi-scale solutions,
+            which captures the low-frequency part while the mixture fits the high frequencies.
 
     Example:
         >>> k = SpectralMixtureKernel(components=4, max_frequency=10.0)
@@ -51,7 +54,7 @@ class SpectralMixtureKernel(nn.Module):
         (torch.Size([5]), 1.0)
     """
 
-    def __init__(self, components: int = 30, kind: str = "student-t", max_frequency: float = 20.0):
+    def __init__(self, components: int = 30, kind: str = "student-t", max_frequency: float = 20.0, smooth: bool = False):
         super().__init__()
         if not isinstance(components, int) or isinstance(components, bool) or components < 1:
             raise ValueError(f"components must be a positive integer, got {components!r}")
@@ -68,6 +71,10 @@ class SpectralMixtureKernel(nn.Module):
             self.register_buffer("frequency", torch.zeros(q, dtype=torch.float64))
         else:
             self.frequency = nn.Parameter(frequency)
+        if smooth:
+            self.smooth_log_weight = nn.Parameter(torch.zeros((), dtype=torch.float64))
+            self.smooth_log_scale = nn.Parameter(torch.zeros((), dtype=torch.float64))
+        self.smooth = bool(smooth)
 
     @property
     def weights(self) -> torch.Tensor:
@@ -78,26 +85,33 @@ class SpectralMixtureKernel(nn.Module):
         if order not in (0, 1, 2):
             raise ValueError(f"order must be 0, 1 or 2, got {order!r}")
         dq = d.unsqueeze(-1)  # (..., Q)
-        scale = self.log_scale.exp()
-        if self.kind in ("student-t", "matern"):
-            a = _SQRT5 * scale
-            s = dq.abs()
-            e = torch.exp(-a * s)
-            m = [(1 + a * s + a * a * s * s / 3) * e,
-                 -(a * a / 3) * dq * (1 + a * s) * e,
-                 -(a * a / 3) * (1 + a * s - a * a * s * s) * e]
-        else:
-            e = torch.exp(-scale * dq * dq)
-            m = [e, -2 * scale * dq * e, (4 * scale * scale * dq * dq - 2 * scale) * e]
+        m = self._envelope(dq, self.log_scale.exp())
         w = self.weights
         if self.kind in ("matern", "se"):
-            return [(mi * w).sum(-1) for mi in m[: order + 1]]
-        omega = 2 * math.pi * self.frequency
-        cos, sin = torch.cos(omega * dq), torch.sin(omega * dq)
-        c = [cos, -omega * sin, -omega * omega * cos]
-        # Leibniz rule for (m c)^{(r)}.
-        terms = [m[0] * c[0], m[1] * c[0] + m[0] * c[1], m[2] * c[0] + 2 * m[1] * c[1] + m[0] * c[2]]
-        return [(t * w).sum(-1) for t in terms[: order + 1]]
+            out = [(mi * w).sum(-1) for mi in m[: order + 1]]
+        else:
+            omega = 2 * math.pi * self.frequency
+            cos, sin = torch.cos(omega * dq), torch.sin(omega * dq)
+            c = [cos, -omega * sin, -omega * omega * cos]
+            # Leibniz rule for (m c)^{(r)}.
+            terms = [m[0] * c[0], m[1] * c[0] + m[0] * c[1], m[2] * c[0] + 2 * m[1] * c[1] + m[0] * c[2]]
+            out = [(t * w).sum(-1) for t in terms[: order + 1]]
+        if self.smooth:
+            plain = self._envelope(d, self.smooth_log_scale.exp())
+            out = [o + self.smooth_log_weight.exp() * p for o, p in zip(out, plain)]
+        return out
+
+    def _envelope(self, d: torch.Tensor, scale: torch.Tensor) -> list[torch.Tensor]:
+        """The envelope m(d) and its first two derivatives (Matérn-5/2 or squared exponential)."""
+        if self.kind in ("student-t", "matern"):
+            a = _SQRT5 * scale
+            s = d.abs()
+            e = torch.exp(-a * s)
+            return [(1 + a * s + a * a * s * s / 3) * e,
+                    -(a * a / 3) * d * (1 + a * s) * e,
+                    -(a * a / 3) * (1 + a * s - a * a * s * s) * e]
+        e = torch.exp(-scale * d * d)
+        return [e, -2 * scale * d * e, (4 * scale * scale * d * d - 2 * scale) * e]
 
     def matrices(self, x: torch.Tensor, y: torch.Tensor | None = None, order: int = 2) -> list[torch.Tensor]:
         r"""Cross-covariance matrices :math:`\partial_x^r k(x_i, y_j)`, `(n, m)` each, for r = 0..order.

@@ -52,11 +52,12 @@ class GPHM(nn.Module):
         max_frequency: initial frequency range per axis (a number or one per axis).
         jitter: added to the diagonal of every factor :math:`C_j`.
         batch: leading batch shape of U and the precisions (problems sharing the grid and the kernels).
+        smooth: one extra plain (zero-frequency) component per axis (see `SpectralMixtureKernel`).
     """
 
     def __init__(self, lower: Sequence[float], upper: Sequence[float], points: Sequence[int], components: int = 30,
                  kind: str = "student-t", max_frequency: float | Sequence[float] = 20.0, jitter: float = 1e-6,
-                 batch: Sequence[int] = ()):
+                 batch: Sequence[int] = (), smooth: bool = False):
         super().__init__()
         ndim = len(points)
         if not (len(lower) == len(upper) == ndim and 1 <= ndim <= 3):
@@ -71,7 +72,7 @@ class GPHM(nn.Module):
         self.lower, self.upper = [float(v) for v in lower], [float(v) for v in upper]
         self.points = [int(n) for n in points]
         self.jitter = float(jitter)
-        self.kernels = nn.ModuleList(SpectralMixtureKernel(components, kind, f) for f in freqs)
+        self.kernels = nn.ModuleList(SpectralMixtureKernel(components, kind, f, smooth) for f in freqs)
         self.batch = tuple(int(b) for b in batch)
         self.u = nn.Parameter(torch.zeros(*self.batch, *self.points, dtype=torch.float64))
         self.log_tau = nn.Parameter(torch.zeros(self.batch, dtype=torch.float64))  # boundary precision
