@@ -25,7 +25,8 @@ from typing import Any, Sequence
 import torch
 from torch.utils.data import Dataset
 
-from .registry import SPLITS, register_dataset
+from .noisy_pairs import NoisyPairs
+from .registry import register_dataset
 
 TARGET_KINDS = ("box", "ellipsoid", "plate")
 
@@ -64,37 +65,29 @@ def extended_targets(voxels: Sequence[int], generator: torch.Generator,
     return mag
 
 
-class RadarTargets(Dataset):
+class RadarTargets(NoisyPairs):
     """Noisy/clean pairs of synthetic target magnitudes (see the module docstring)."""
+
+    what = "scenes"
 
     def __init__(self, voxels: Sequence[int] = (16, 16, 24), size: int = 10000, max_targets: int = 5,
                  sigma_min: float = 0.0, sigma_max: float = 0.2, noise: str = "rician", seed: int = 0,
                  split: str = "train"):
-        if not isinstance(size, int) or size < 1:
-            raise ValueError(f"size must be a positive integer, got {size!r}")
+        super().__init__(size, sigma_min, sigma_max, seed, split)
         if not isinstance(max_targets, int) or max_targets < 1:
             raise ValueError(f"max_targets must be a positive integer, got {max_targets!r}")
-        if not 0 <= sigma_min <= sigma_max:
-            raise ValueError(f"expected 0 <= sigma_min <= sigma_max, got {sigma_min}, {sigma_max}")
         if noise not in ("rician", "gaussian"):
             raise ValueError(f"noise must be 'rician' or 'gaussian', got {noise!r}")
         self.voxels = tuple(int(n) for n in voxels)
         extended_targets(self.voxels, torch.Generator(), ())  # validates voxels
-        self.size, self.max_targets, self.noise = size, max_targets, noise
-        self.sigma_min, self.sigma_max = float(sigma_min), float(sigma_max)
-        self.seed = int(seed) * len(SPLITS) + SPLITS.index(split)
-
-    def __len__(self) -> int:
-        return self.size
+        self.max_targets, self.noise = max_targets, noise
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
-        if not 0 <= i < self.size:
-            raise IndexError(f"index {i} out of range for {self.size} scenes")
-        g = torch.Generator().manual_seed(self.seed * 1_000_003 + int(i))
+        g = self.generator(i)
         count = int(torch.randint(1, self.max_targets + 1, (1,), generator=g))
         kinds = [TARGET_KINDS[int(k)] for k in torch.randint(0, len(TARGET_KINDS), (count,), generator=g)]
         clean = extended_targets(self.voxels, g, kinds, torch.float32)[None]
-        sigma = self.sigma_min + (self.sigma_max - self.sigma_min) * float(torch.rand((), generator=g))
+        sigma = self.sigma(g)
         if self.noise == "gaussian":
             noisy = clean + sigma * torch.randn(clean.shape, generator=g)
         else:

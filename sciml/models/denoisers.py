@@ -42,7 +42,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import Dataset
 
-from ..data.registry import SPLITS, register_dataset
+from ..data.noisy_pairs import NoisyPairs
+from ..data.registry import register_dataset
 from .nets import _positive
 from .registry import register_model
 
@@ -113,18 +114,18 @@ class SigmaDnCNN(nn.Module):
         return out.reshape(shape)
 
 
-class ImagePatches(Dataset):
+class ImagePatches(NoisyPairs):
     """Noisy/clean patch pairs from images in an HDF5 file (see the module docstring)."""
+
+    what = "patches"
 
     def __init__(self, path: str | Path, variable: str = "images", index: Any = None, size: int = 10000,
                  patch: int = 48, sigma_min: float = 0.0, sigma_max: float = 50.0 / 255.0, augment: bool = True,
                  seed: int = 0, split: str = "train"):
         import h5py
 
-        _positive("size", size)
+        super().__init__(size, sigma_min, sigma_max, seed, split)
         _positive("patch", patch, 2)
-        if not 0 <= sigma_min <= sigma_max:
-            raise ValueError(f"expected 0 <= sigma_min <= sigma_max, got {sigma_min}, {sigma_max}")
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"{path}: no such HDF5 file")
@@ -142,24 +143,17 @@ class ImagePatches(Dataset):
             raise ValueError(f"{path}: {variable}: expected (N, H, W) images of at least {patch} x {patch}, "
                              f"got shape {images.shape}")
         self.images = torch.from_numpy(np.ascontiguousarray(images))
-        self.size, self.patch, self.augment = size, patch, augment
-        self.sigma_min, self.sigma_max = float(sigma_min), float(sigma_max)
-        self.seed = int(seed) * len(SPLITS) + SPLITS.index(split)
-
-    def __len__(self) -> int:
-        return self.size
+        self.patch, self.augment = patch, augment
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
-        if not 0 <= i < self.size:
-            raise IndexError(f"index {i} out of range for {self.size} patches")
-        g = torch.Generator().manual_seed(self.seed * 1_000_003 + int(i))
+        g = self.generator(i)
         n, H, W = self.images.shape
         p = self.patch
         k = int(torch.randint(0, n, (1,), generator=g))
         top = int(torch.randint(0, H - p + 1, (1,), generator=g))
         left = int(torch.randint(0, W - p + 1, (1,), generator=g))
         mode = int(torch.randint(0, 8, (1,), generator=g))
-        sigma = self.sigma_min + (self.sigma_max - self.sigma_min) * float(torch.rand((), generator=g))
+        sigma = self.sigma(g)
         x = self.images[k, top:top + p, left:left + p][None]
         if self.augment:
             x = torch.rot90(x, mode % 4, dims=(-2, -1))
