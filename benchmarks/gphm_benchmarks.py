@@ -59,6 +59,7 @@ def plot_curves(curves: dict[str, tuple[sciml.Solution, sciml.Solution]], path: 
         for sol, label in ((ours, "sciml (alternating)"), (adam, "paper schedule (Adam, lr 0.01)")):
             h = sol.info["history"]
             ax.loglog(h["time"], h["rel_l2_error"], "o-" if label.startswith("sciml") else "-", ms=3, label=label)
+        ax.xaxis.set_minor_formatter(plt.NullFormatter())  # no overlapping labels on the minor ticks
         ax.set_xlabel("wall time (s)")
         ax.set_ylabel("relative l2 error")
         ax.set_title(name, fontsize=9)

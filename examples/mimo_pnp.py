@@ -20,7 +20,7 @@ eps = sqrt(noise variance x number of measurements), by `pnp-admm` with `epsilon
 - PnP with a learned 3-D prior: the 3-D DnCNN of datasets/radar/dncnn3d_targets, trained on synthetic
   extended targets (`sciml.data.radar`, configs/dncnn3d-radar.toml) with the noise the magnitude prox
   hands it (the magnitude of the scene plus complex Gaussian noise), on the whole volume, after the same
-  kind of soft threshold (without it, it stays near backprojection: a denoiser of white noise does not
+  kind of soft threshold (without it, it falls below backprojection: a denoiser of white noise does not
   resolve what the 25 % measurements leave open). The paper trains a 3-D U-Net on synthetic targets with
   real Gaussian noise.
 
@@ -51,7 +51,7 @@ PNP_SIGMA = 0.05        # the DnCNN's noise level on the max-scaled magnitude (t
 PNP_THRESHOLD = 0.15    # the soft threshold (of max|p|) before the DnCNN (tuned on seed 1)
 AXES = (0, 1, 2)        # average the denoised x-, y- and z-slices; (2,): z-slices only
 RHO = 0.03              # the PnP ADMM penalty ratio, times ||A||^2 (tuned on seed 1)
-PNP3D_SIGMA = 0.1       # the 3-D radar denoiser's noise level (tuned on seed 1)
+PNP3D_SIGMA = 0.05      # the 3-D radar denoiser's noise level (tuned on seed 1)
 PNP3D_THRESHOLD = 0.1   # the soft threshold (of max|p|) before it (tuned on seed 1)
 PNP3D_RHO = 0.03        # its ADMM penalty ratio, times ||A||^2 (tuned on seed 1)
 ITERATIONS = {"l1": 100, "pnp": 60, "pnp3d": 60}  # the paper: 30 for its learned prior, many more for l1
