@@ -28,6 +28,7 @@ sys.path.insert(0, str(ROOT))
 
 import sciml  # noqa: E402
 from sciml import config  # noqa: E402
+from sciml.plots import save_figure  # noqa: E402
 
 
 def finite_differences(problem: sciml.PDEProblem) -> float | None:
@@ -65,8 +66,7 @@ def plot_curves(curves: dict[str, tuple[sciml.Solution, sciml.Solution]], path: 
         ax.set_title(name, fontsize=9)
         ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def _adam_step_time(problem: sciml.PDEProblem, options: dict) -> float:

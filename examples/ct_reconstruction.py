@@ -25,6 +25,7 @@ import sciml
 from sciml import models
 from sciml.models.denoisers import SigmaSchedule, clipped
 from sciml.operators.ct import fbp
+from sciml.plots import save_figure
 from sciml.problems.imaging import ct_case, load_image
 from sciml.solvers.variational import power_norm2
 
@@ -109,7 +110,6 @@ def _figure(truth, recon, table, out: str) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from pathlib import Path
 
     fig, axes = plt.subplots(2, len(recon) + 1, figsize=(3 * (len(recon) + 1), 6))
     axes[0, 0].imshow(truth.cpu().numpy(), cmap="gray", vmin=0, vmax=1)
@@ -123,10 +123,7 @@ def _figure(truth, recon, table, out: str) -> None:
         ax.set_xticks([])
         ax.set_yticks([])
     fig.tight_layout()
-    Path(out).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=100)
-    plt.close(fig)
-    print(f"wrote {out}")
+    print(f"wrote {save_figure(fig, out, dpi=100)}")
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ import math
 import torch
 
 import sciml
+from sciml.plots import save_figure
 
 
 class PeriodicBlur(sciml.operators.LinearOperator):
@@ -68,11 +69,7 @@ def run(size: int = 128, sigma: float = 2.0, noise: float = 0.01, damp: float = 
             ax.set_title(title)
             ax.axis("off")
         fig.tight_layout()
-        from pathlib import Path
-
-        Path(out).parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(out, dpi=100)
-        print(f"wrote {out}")
+        print(f"wrote {save_figure(fig, out, dpi=100)}")
     return result
 
 

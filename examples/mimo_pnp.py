@@ -41,6 +41,7 @@ import sciml
 from sciml import models
 from sciml.data import extended_targets
 from sciml.operators import NearFieldMIMO
+from sciml.plots import save_figure
 from sciml.solvers.variational import power_norm2, soft_threshold
 
 DENOISER = Path(__file__).resolve().parents[1] / "datasets" / "mri" / "dncnn_mni152"
@@ -212,10 +213,7 @@ def _figure(truth, recon, table, out: str) -> None:
         ax.set_xticks([])
         ax.set_yticks([])
     fig.tight_layout()
-    Path(out).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=100)
-    plt.close(fig)
-    print(f"wrote {out}")
+    print(f"wrote {save_figure(fig, out, dpi=100)}")
 
 
 if __name__ == "__main__":

@@ -39,6 +39,7 @@ from sciml.models import build_model
 from sciml.models.scot import ScOT
 from sciml.models.scot_train import (All2AllTrajectories, evaluate_median_rel_l1, finetune_model, read_trajectories,
                                      use_param_groups)
+from sciml.plots import save_figure
 from sciml.training import Trainer
 
 # sizes: default (the experiment), quick (a check in a few minutes), tiny (the unit test, seconds)
@@ -303,9 +304,7 @@ def plot(results: dict[str, Any], path: Path) -> None:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    log(f"plot -> {path}")
+    log(f"plot -> {save_figure(fig, path, dpi=120)}")
 
 
 def main(argv: list[str] | None = None) -> int:

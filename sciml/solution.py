@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from ._io import atomic_path
+from .plots import save_figure
 from .status import Status
 
 
@@ -150,9 +151,7 @@ class Solution:
             state = "converged" if self.converged else self.status.name.lower()
             axes[-1].set_title(f"{self.info.get('solver', '')}: {state} after {self.iterations} iterations", fontsize=9)
         fig.tight_layout()
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp, format="png", dpi=110)
-        plt.close(fig)
+        save_figure(fig, path)
 
 
 def _draw_field(fig, ax, t: torch.Tensor, coords: dict | None, title: str) -> None:

@@ -26,8 +26,8 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from .._io import atomic_path
 from ..linalg import kron_matvec
+from ..plots import save_figure
 from .gp_kernels import KERNEL_KINDS, SpectralMixtureKernel
 from .registry import register_model
 
@@ -170,9 +170,7 @@ class GPHM(nn.Module):
             ax.set_ylabel("weight")
             ax.set_title(f"learned spectrum ({kernel.kind}, Q = {freq.numel()})", fontsize=9)
         fig.tight_layout()
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp, format="png", dpi=110)
-        plt.close(fig)
+        save_figure(fig, path)
 
 
 def _along(x: torch.Tensor, axis: int, fn) -> torch.Tensor:

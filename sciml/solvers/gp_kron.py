@@ -394,14 +394,19 @@ class _Run:
             self._record(H, change)
             if not math.isfinite(change) or not torch.isfinite(self.U).all():
                 return Status.NONFINITE
-            if change <= self.s.rtol and moved:
-                self.reason = "the relative change of U over a round fell below rtol"
-                return Status.SUCCESS
-            if stalled:
-                self.reason = (f"the off-node PDE residual did not improve for {self.s.patience} rounds; the round "
-                               f"with the smallest one is returned")
+            if self._stops(change if moved else math.inf, stalled, "round"):
                 return Status.SUCCESS
         return Status.MAX_ITERATIONS
+
+    def _stops(self, change: float, stalled: bool, unit: str) -> bool:
+        """Whether U changed by less than `rtol` over the last `unit` or the off-node residual stalled
+        (then `reason` says which)."""
+        if change <= self.s.rtol:
+            self.reason = f"the relative change of U over a {unit} fell below rtol"
+        elif stalled:
+            self.reason = (f"the off-node PDE residual did not improve for {self.s.patience} {unit}s; the {unit} "
+                           f"with the smallest one is returned")
+        return change <= self.s.rtol or stalled
 
     def _kernel_steps(self, params: list[torch.nn.Parameter]) -> bool:
         """L-BFGS on the kernel parameters with U and the precisions fixed; False if no step was taken.
@@ -481,12 +486,7 @@ class _Run:
                 change = float((self.U - previous).norm() / max(float(self.U.norm()), 1e-300))
                 previous = self.U.clone()
                 self._record(H, change)
-                if change <= self.s.rtol:
-                    self.reason = f"the relative change of U over {self.s.check_every} steps fell below rtol"
-                    return Status.SUCCESS
-                if stalled:
-                    self.reason = (f"the off-node PDE residual did not improve for {self.s.patience} checks; the check "
-                                   f"with the smallest one is returned")
+                if self._stops(change, stalled, "check"):
                     return Status.SUCCESS
         return Status.MAX_ITERATIONS
 
