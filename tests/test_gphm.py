@@ -40,6 +40,10 @@ def test_kernel_derivatives_match_finite_differences(kind, smooth):
     assert float((k2 - (fp - 2 * k0 + fm) / h**2).abs().max()) < 3e-6 * float(k2.abs().max())  # FD round-off ~1e-6
     total = float(k.weights.detach().sum()) + (math.exp(0.3) if smooth else 0.0)
     assert float(at_zero[0]) == pytest.approx(total, rel=1e-12)  # k(0) = sum of the weights
+    freq, weight = k.spectrum()  # the plain component, if any, is listed last at frequency 0
+    assert freq.numel() == weight.numel() == 5 + smooth and float(weight.sum()) == pytest.approx(total, rel=1e-12)
+    if smooth:
+        assert float(freq[-1]) == 0.0 and float(weight[-1]) == pytest.approx(math.exp(0.3))
     assert float(at_zero[1]) == 0.0  # smooth at 0: k'(0) = 0
 
 

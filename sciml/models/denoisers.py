@@ -8,8 +8,9 @@ its training data (random noisy patches of images in an HDF5 file) and its train
 noise level it was trained on, so it plugs into the PnP solvers as `denoiser=` with their `sigma`.
 
 Inputs: `(B, C, H, W)`, or `(B, H, W)` / `(H, W)` when `channels = 1` (the output has the input's
-shape); with `dim = 3` (3x3x3 convolutions, volumes) `(B, C, D, H, W)`, or `(B, D, H, W)` / `(D, H, W)`. A complex image is denoised through its magnitude with its phase kept (the same as the PnP
-solvers' `complex_mode = "magnitude"`). `sigma`: a number, a 0-d tensor, one value per image `(B,)`,
+shape); with `dim = 3` (3x3x3 convolutions, volumes) `(B, C, D, H, W)`, or `(B, D, H, W)` /
+`(D, H, W)`. A complex image is denoised through its magnitude with its phase kept (the same as the
+PnP solvers' `complex_mode = "magnitude"`). `sigma`: a number, a 0-d tensor, one value per image `(B,)`,
 or a map broadcastable to `(B, 1, H, W)`; intensities are those of the training data (e.g. [0, 1]).
 Inputs of another floating dtype than the weights (float64 images) are cast for the network and the
 result is returned in the input's dtype.

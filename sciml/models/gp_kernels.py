@@ -130,5 +130,10 @@ class SpectralMixtureKernel(nn.Module):
         return self.derivatives(x[:, None] - y[None, :], order)
 
     def spectrum(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """(frequencies, weights) of the components, `(Q,)` each, detached."""
-        return self.frequency.detach().clone(), self.weights.detach().clone()
+        """(frequencies, weights) of the components, `(Q,)` each, detached; with `smooth`, the plain
+        component is appended last (frequency 0), `(Q + 1,)`."""
+        freq, weight = self.frequency.detach().clone(), self.weights.detach().clone()
+        if self.smooth:
+            freq = torch.cat([freq, freq.new_zeros(1)])
+            weight = torch.cat([weight, self.smooth_log_weight.detach().exp().reshape(1)])
+        return freq, weight

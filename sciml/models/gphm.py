@@ -168,7 +168,8 @@ class GPHM(nn.Module):
             ax.set_yscale("log")
             ax.set_xlabel(f"frequency along {name} (cycles per unit length)")
             ax.set_ylabel("weight")
-            ax.set_title(f"learned spectrum ({kernel.kind}, Q = {freq.numel()})", fontsize=9)
+            plain = " + a plain component at 0" if kernel.smooth else ""
+            ax.set_title(f"learned spectrum ({kernel.kind}, Q = {kernel.frequency.numel()}{plain})", fontsize=9)
         fig.tight_layout()
         save_figure(fig, path)
 

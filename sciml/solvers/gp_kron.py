@@ -90,7 +90,7 @@ def collocation(problem: PDEProblem | PDEBatch) -> Collocation:
     """The collocation set-up of `problem` (a `PDEBatch`: fields with a leading batch dimension);
     clear errors for what GP-HM does not support."""
     problems = problem.problems if isinstance(problem, PDEBatch) else [problem]
-    first, batched = problems[0], isinstance(problem, PDEBatch)
+    first = problems[0]
     grid = first.grid
     if any(bc != "dirichlet" for bc in grid.bc):
         raise ValueError(f"gp-kron needs Dirichlet boundary data on every axis, got bc {grid.bc}")
@@ -118,18 +118,11 @@ def collocation(problem: PDEProblem | PDEBatch) -> Collocation:
                                 f"string or a callable, not a tensor")
     axes = [torch.linspace(lo, hi, n + 2, dtype=torch.float64) for lo, hi, n in zip(grid.lower, grid.upper, grid.points)]
 
-    def field(key: str, axes: list[torch.Tensor]) -> torch.Tensor:
-        """`key` of every problem at the tensor grid `axes`, `(*batch, *points)`."""
-        mesh = grid.mesh(axes)
-        shape = tuple(t.numel() for t in axes)
-        values = [evaluate(getattr(p, key), grid, mesh, shape, key, p.constants, torch.float64) for p in problems]
-        return torch.stack(values) if batched else values[0]
-
     def fields(axes: list[torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         coords = dict(zip(names, grid.mesh(axes)))
         if has_c:
-            coords["c"] = field("c", axes)
-        return field("source", axes), coords
+            coords["c"] = field_of(problem, "c", axes)
+        return field_of(problem, "source", axes), coords
 
     midpoints = [(t[:-1] + t[1:]) / 2 for t in axes]
     check_source, check_coords = fields(midpoints)
@@ -143,9 +136,19 @@ def collocation(problem: PDEProblem | PDEBatch) -> Collocation:
         for i in (0, n - 1):
             index[d] = i
             boundary[tuple(index)] = True
-    g = field("boundary", axes)[..., boundary]
-    exact = None if any(p.exact is None for p in problems) else field("exact", axes)
+    g = field_of(problem, "boundary", axes)[..., boundary]
+    exact = None if any(p.exact is None for p in problems) else field_of(problem, "exact", axes)
     return Collocation(axes, source, boundary, g, operator, alphas, coords, exact, check)
+
+
+def field_of(problem: PDEProblem | PDEBatch, key: str, axes: list[torch.Tensor]) -> torch.Tensor:
+    """The field `key` ("source", "boundary", "exact", "c") of `problem` at the tensor grid `axes`,
+    `(*points)`, or `(batch, *points)` for a `PDEBatch`."""
+    grid = problem.grid
+    mesh, shape = grid.mesh(axes), tuple(t.numel() for t in axes)
+    problems = problem.problems if isinstance(problem, PDEBatch) else [problem]
+    values = [evaluate(getattr(p, key), grid, mesh, shape, key, p.constants, torch.float64) for p in problems]
+    return torch.stack(values) if isinstance(problem, PDEBatch) else values[0]
 
 
 @register
@@ -373,7 +376,7 @@ class _Run:
                 F = self.m.factors(self.orders)
             if not self.collocate(F):
                 self.reason = ("the collocation system is numerically singular for the learned kernels (GMRES did "
-                               "not converge); the solution of the last completed round is returned")
+                               "not converge); the best completed round is returned")
                 return Status.BREAKDOWN
             scale = max(float(previous.abs().max()), float(self.c.g.abs().max()))
             if it and not float(self.U.abs().max()) <= 1e3 * scale:  # also catches NaN
@@ -522,16 +525,13 @@ class _Run:
             "precisions": {"boundary": _number(self.tau), "equation": _number(self.v)},
             "operator": c.operator.text,
             "collocation_points": [t.numel() for t in c.axes],
-            "spectrum": [{"frequency": k.spectrum()[0].tolist(), "weight": k.spectrum()[1].tolist()} for k in m.kernels],
+            "spectrum": [dict(zip(("frequency", "weight"), (t.tolist() for t in k.spectrum()))) for k in m.kernels],
             "history": self.history,
         }
         if c.exact is not None and self.s.test_points:
             per_axis = min(self.s.test_points, int(round(1e6 ** (1 / len(c.axes)))))  # at most ~1e6 test points
             axes = [torch.linspace(float(t[0]), float(t[-1]), per_axis, dtype=torch.float64) for t in c.axes]
-            pred = m.predict(axes)
-            problems = problem.problems if isinstance(problem, PDEBatch) else [problem]
-            ref = torch.stack([evaluate(p.exact, grid, grid.mesh(axes), tuple(t.numel() for t in axes), "exact",
-                                        p.constants, torch.float64) for p in problems]).reshape(pred.shape)
+            pred, ref = m.predict(axes), field_of(problem, "exact", axes)
             err = torch.linalg.vector_norm(pred - ref, dim=c.dims) / torch.linalg.vector_norm(ref, dim=c.dims)
             info["test_rel_l2_error"] = float(err.max())  # the worst problem of a batch
         stats = {"status": torch.full(c.batch, int(status)), "iterations": torch.full(c.batch, self.iterations)}
