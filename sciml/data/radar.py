@@ -19,14 +19,12 @@ Item i depends only on (seed, split, i).
 from __future__ import annotations
 
 import math
-from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
 import torch
-from torch.utils.data import Dataset
 
 from .noisy_pairs import NoisyPairs
-from .registry import register_dataset
+from .synthetic import _register
 
 TARGET_KINDS = ("box", "ellipsoid", "plate")
 
@@ -97,7 +95,4 @@ class RadarTargets(NoisyPairs):
         return {"clean": clean, "noisy": noisy, "sigma": torch.tensor(sigma, dtype=torch.float32)}
 
 
-@register_dataset("radar-targets")
-def _build(options: dict[str, Any], split: str, base_dir: Path) -> Dataset:
-    """[data] kind = "radar-targets": the keyword arguments of `RadarTargets`."""
-    return RadarTargets(split=split, **options)
+_register("radar-targets", RadarTargets)  # [data] options: the keyword arguments of `RadarTargets`

@@ -41,8 +41,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import Dataset
 
+from ..data.base import make_builder
 from ..data.noisy_pairs import NoisyPairs
 from ..data.registry import register_dataset
 from .nets import _positive
@@ -164,13 +164,9 @@ class ImagePatches(NoisyPairs):
         return {"clean": x.contiguous(), "noisy": noisy, "sigma": torch.tensor(sigma, dtype=torch.float32)}
 
 
-@register_dataset("image-patches-hdf5")
-def _build_patches(options: dict[str, Any], split: str, base_dir: Path) -> Dataset:
-    """[data] kind = "image-patches-hdf5": the keyword arguments of `ImagePatches`; `path` relative to the config."""
-    if "path" not in options:
-        raise ValueError("image-patches-hdf5: option 'path' (the HDF5 file) is required")
-    rest = {k: v for k, v in options.items() if k != "path"}
-    return ImagePatches(base_dir / Path(options["path"]), split=split, **rest)  # an absolute path stays as it is
+# [data] kind = "image-patches-hdf5": `path` (relative to the config; an absolute one stays as it is) and
+# the keyword arguments of `ImagePatches`
+register_dataset("image-patches-hdf5")(make_builder(ImagePatches, "image-patches-hdf5"))
 
 
 def _register_loss() -> None:
