@@ -198,34 +198,6 @@ def _residual(b, x, r, n0, n1, n2, coef):
     return norms
 
 
-def stencil_of(A: Any, b: torch.Tensor) -> tuple[tuple[int, int, int], np.ndarray] | None:
-    """`((n0, n1, n2), coef)` when `A` is a constant-coefficient all-Dirichlet `DiffusionOperator`
-    (optional real scalar c) and `b` a CPU float32/float64 tensor; None otherwise."""
-    from ..operators.stencil import DiffusionOperator
-
-    if type(A) is not DiffusionOperator or A.a is not None or b.device.type != "cpu":
-        return None
-    if b.dtype not in (torch.float32, torch.float64) or b.requires_grad:
-        return None
-    c = A.c
-    if c is None:
-        c = 0.0
-    elif isinstance(c, torch.Tensor) and c.ndim == 0 and not c.is_complex() and not c.requires_grad:
-        c = float(c)
-    elif not isinstance(c, (int, float)) or isinstance(c, bool):
-        return None
-    if any(kind != "dirichlet" for kind in A.bc):
-        return None
-    shape = tuple(int(s) for s in A.in_shape)
-    weights = [1.0 / (h * h) for h in A.spacing]
-    diag = 2.0 * sum(weights) + c
-    pad = 3 - len(shape)
-    dims = (1,) * pad + shape
-    w = [0.0] * pad + weights
-    dtype = np.float32 if b.dtype == torch.float32 else np.float64
-    return dims, np.array([diag, *w], dtype=dtype)
-
-
 def solve(P: Any, stencil: tuple[tuple[int, int, int], np.ndarray]):
     """CG with one residual replacement on the fused kernel for the set-up problem `P`
     (`KrylovSetup`); returns `(x, status, iterations, history, true residual norm)` like `cg._solve`."""

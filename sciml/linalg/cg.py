@@ -11,6 +11,7 @@ import inspect
 import math
 from typing import Any, Callable
 
+import numpy as np
 import torch
 
 from ..status import Status
@@ -74,9 +75,9 @@ def cg(
     """
     P = KrylovSetup(A, b, x0=x0, M=M, rtol=rtol, atol=atol, maxiter=maxiter, check_every=check_every)
     rows = math.prod(P.batch)
-    fused = _fused_module() if M is None and callback is None and rows > 0 and P.n > 0 else None
-    stencil = fused.stencil_of(A, b) if fused is not None else None
-    if stencil is not None:
+    stencil = stencil_of(A, b) if M is None and callback is None and rows > 0 and P.n > 0 else None
+    fused = _fused_module() if stencil is not None else None  # numba is imported only for such operators
+    if fused is not None:
         x, status, iterations, history, true_norm = fused.solve(P, stencil)
         return P.result(x, status, iterations, history, true_residual=true_norm, kernel="fused-stencil")
     chunk = _chunk_rows(P, A, M, rows, callback)
@@ -120,6 +121,35 @@ def cg(
 
 
 _FUSED: list = []
+
+
+def stencil_of(A: Any, b: torch.Tensor) -> tuple[tuple[int, int, int], np.ndarray] | None:
+    """`((n0, n1, n2), coef)` when `A` is a constant-coefficient all-Dirichlet `DiffusionOperator`
+    (optional real scalar c) and `b` a CPU float32/float64 tensor, the case of the fused kernel; None
+    otherwise. coef = (diagonal, w0, w1, w2), missing leading axes padded with size 1 and weight 0."""
+    from ..operators.stencil import DiffusionOperator
+
+    if type(A) is not DiffusionOperator or A.a is not None or b.device.type != "cpu":
+        return None
+    if b.dtype not in (torch.float32, torch.float64) or b.requires_grad:
+        return None
+    c = A.c
+    if c is None:
+        c = 0.0
+    elif isinstance(c, torch.Tensor) and c.ndim == 0 and not c.is_complex() and not c.requires_grad:
+        c = float(c)
+    elif not isinstance(c, (int, float)) or isinstance(c, bool):
+        return None
+    if any(kind != "dirichlet" for kind in A.bc):
+        return None
+    shape = tuple(int(s) for s in A.in_shape)
+    weights = [1.0 / (h * h) for h in A.spacing]
+    diag = 2.0 * sum(weights) + c
+    pad = 3 - len(shape)
+    dims = (1,) * pad + shape
+    w = [0.0] * pad + weights
+    dtype = np.float32 if b.dtype == torch.float32 else np.float64
+    return dims, np.array([diag, *w], dtype=dtype)
 
 
 def _fused_module():
