@@ -63,7 +63,6 @@ def test_3d_dncnn_shapes_and_errors():
     assert isinstance(SigmaDnCNN(width=4, depth=2).net[0], torch.nn.Conv2d)  # 2-D stays the default
 
 
-@pytest.mark.skipif(not CHECKPOINT.exists(), reason="the 3-D radar denoiser checkpoint is not shipped")
 def test_shipped_radar_denoiser_on_held_out_scenes():
     net = models.load(CHECKPOINT)
     assert sum(p.numel() for p in net.parameters()) < 200_000
