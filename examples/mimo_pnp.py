@@ -2,6 +2,7 @@
 2024): a complex 3-D reflectivity whose phase is random, a prior that acts on |x| only.
 
     python examples/mimo_pnp.py [--voxels 16 16 24] [--freqs 10] [--snr 30] [--seed 0] [--out out/mimo.png]
+                                [--radar-denoiser DIR] [--tune]
 
 Forward model: `sciml.operators.NearFieldMIMO.paper_setup` (the paper's cross-shaped 12 x 13 array, 4-16
 GHz, on a coarser voxel grid). The scene is four extended targets (a box, two ellipsoids and a thin plate,
@@ -123,7 +124,7 @@ def debiased(denoiser, threshold: float):
 
 def reconstructions(A, y, eps: float, methods, l1=L1_THRESHOLD, sigma=PNP_SIGMA, rho=RHO,
                     pnp_threshold=PNP_THRESHOLD, axes=AXES, l1_rho=L1_RHO, sigma3d=PNP3D_SIGMA,
-                    rho3d=PNP3D_RHO, threshold3d=PNP3D_THRESHOLD) -> dict:
+                    rho3d=PNP3D_RHO, threshold3d=PNP3D_THRESHOLD, radar_denoiser=RADAR_DENOISER) -> dict:
     """name -> (complex reconstruction, seconds)."""
     problem = sciml.InverseProblem(A, y)
     x0 = A.adjoint(y)  # the start of the ADMM methods
@@ -150,7 +151,7 @@ def reconstructions(A, y, eps: float, methods, l1=L1_THRESHOLD, sigma=PNP_SIGMA,
         timed("PnP, DnCNN on |x| (C-SALSA)", lambda: sciml.solve(problem, "pnp-admm", denoiser=D, x0=x0,
                                                                           maxiter=ITERATIONS["pnp"], rho=rho * norm2, **opts).x)
     if "pnp3d" in methods:
-        D3 = debiased(volumetric(models.load(RADAR_DENOISER), sigma3d), threshold3d)
+        D3 = debiased(volumetric(models.load(radar_denoiser), sigma3d), threshold3d)
         timed("PnP, 3-D radar DnCNN (C-SALSA)", lambda: sciml.solve(problem, "pnp-admm", denoiser=D3, x0=x0,
                                                                              maxiter=ITERATIONS["pnp3d"], rho=rho3d * norm2,
                                                                              **opts).x)
@@ -188,7 +189,7 @@ def tune(voxels=(16, 16, 24), freqs: int = 10, snr: float = 30.0, seed: int = 1)
             for rho in (0.03, 0.1):
                 print(f"threshold {t}, sigma {sigma}, rho {rho}:",
                       run(voxels, freqs, snr, seed, methods=("pnp",), pnp_threshold=t, sigma=sigma, rho=rho))
-    for t in (0.05, 0.1, 0.15):
+    for t in (0.0, 0.05, 0.1, 0.15):  # 0: the denoiser alone
         for sigma in (0.05, 0.1):
             for rho in (0.03, 0.1):
                 print(f"3-D denoiser: threshold {t}, sigma {sigma}, rho {rho}:",
@@ -223,9 +224,11 @@ if __name__ == "__main__":
     ap.add_argument("--snr", type=float, default=30.0)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--tune", action="store_true", help="print the sweep on scene seed 1 instead")
+    ap.add_argument("--radar-denoiser", default=str(RADAR_DENOISER), metavar="DIR",
+                    help="the 3-D denoiser checkpoint of the pnp3d row (default: the shipped one)")
     ap.add_argument("--out", default="out/mimo.png")
     args = ap.parse_args()
     if args.tune:
         tune(args.voxels, args.freqs, args.snr)
     else:
-        run(args.voxels, args.freqs, args.snr, args.seed, out=args.out)
+        run(args.voxels, args.freqs, args.snr, args.seed, out=args.out, radar_denoiser=args.radar_denoiser)
