@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .nets import _positive
+from .nets import Conv3d, _positive
 from .registry import register_model
 
 
@@ -88,7 +88,7 @@ class DCDMNet(nn.Module):
         _positive("half_blocks", half_blocks, 0)
         _positive("post_blocks", post_blocks, 0)
         _positive("levels", levels)
-        conv = nn.Conv2d if dim == 2 else nn.Conv3d
+        conv = nn.Conv2d if dim == 2 else Conv3d
         if not isinstance(geometry, bool):
             raise ValueError(f"geometry must be true or false, got {geometry!r}")
         self.dim, self.geometry = dim, geometry

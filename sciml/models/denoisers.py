@@ -45,7 +45,7 @@ from torch import nn
 from ..data.base import make_builder
 from ..data.noisy_pairs import NoisyPairs
 from ..data.registry import register_dataset
-from .nets import _positive
+from .nets import Conv3d, _positive
 from .registry import register_model
 
 
@@ -71,7 +71,7 @@ class SigmaDnCNN(nn.Module):
         if dim not in (2, 3):
             raise ValueError(f"dim must be 2 or 3, got {dim!r}")
         self.channels, self.sigma_scale, self.dim = channels, float(sigma_scale), dim
-        conv = nn.Conv2d if dim == 2 else nn.Conv3d
+        conv = nn.Conv2d if dim == 2 else Conv3d
         layers: list[nn.Module] = [conv(channels + 1, width, 3, padding=1), nn.ReLU(inplace=True)]
         for _ in range(depth - 2):
             layers += [conv(width, width, 3, padding=1), nn.ReLU(inplace=True)]

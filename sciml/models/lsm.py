@@ -52,13 +52,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .nets import Conv3d
 from .registry import register_model
 
 HEADS = 8  # attention heads of every spectral block (hard-coded in the paper's code)
 LEVELS = 4  # poolings: 5 scales, the coarsest 1/16
 NORMS = ("batch", "instance")
 
-_CONV = {2: nn.Conv2d, 3: nn.Conv3d}
+_CONV = {2: nn.Conv2d, 3: Conv3d}
 _POOL = {2: nn.MaxPool2d, 3: nn.MaxPool3d}
 _NORM = {("batch", 2): nn.BatchNorm2d, ("batch", 3): nn.BatchNorm3d,
          ("instance", 2): nn.InstanceNorm2d, ("instance", 3): nn.InstanceNorm3d}
