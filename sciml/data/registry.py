@@ -23,7 +23,8 @@ def register_dataset(kind: str) -> Callable:
 
 
 def build_dataset(spec: dict[str, Any], *, split: str = "train", base_dir: str | Path = ".") -> Dataset:
-    """The dataset described by a `[data]` table: `kind` picks the builder, the other keys configure it.
+    """The dataset described by a `[data]` table: `kind` picks the builder, the other keys configure it;
+    any kind takes `window` (a table for `sciml.data.windows.TimeWindows`).
 
     Raises:
         ValueError: unknown kind or split (the message lists the valid ones).
@@ -35,5 +36,10 @@ def build_dataset(spec: dict[str, Any], *, split: str = "train", base_dir: str |
     kind = spec["kind"]
     if kind not in DATASET_KINDS:
         raise ValueError(f"unknown dataset kind {kind!r}; registered kinds: {', '.join(sorted(DATASET_KINDS))}")
-    options = {k: v for k, v in spec.items() if k != "kind"}
-    return DATASET_KINDS[kind](options, split=split, base_dir=Path(base_dir))
+    options = {k: v for k, v in spec.items() if k not in ("kind", "window")}
+    dataset = DATASET_KINDS[kind](options, split=split, base_dir=Path(base_dir))
+    if "window" in spec:  # input/target states cut from trajectories (`sciml.data.windows`)
+        from .windows import windowed
+
+        dataset = windowed(dataset, spec["window"])
+    return dataset

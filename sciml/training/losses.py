@@ -129,6 +129,32 @@ def relative_l2(pred: torch.Tensor, target: torch.Tensor, eps: float = 1e-12) ->
     return (diff / target.reshape(n, -1).norm(dim=1).clamp_min(eps)).mean()
 
 
+def _rollout(model: nn.Module, batch: Any, input: str, target: str) -> tuple[torch.Tensor, torch.Tensor]:
+    from ..models.lsm import rollout
+
+    y = batch[target]
+    return rollout(model, batch[input], y.shape[1]), y
+
+
+@register_loss("rollout-relative-l2", objective=True)
+def rollout_relative_l2(model: nn.Module, batch: Any, input: str = "x", target: str = "y") -> torch.Tensor:
+    """Autoregressive training (the FNO / LSM Navier-Stokes benchmark): the model maps the last T_in states
+    `batch[input]` `(B, T_in, *S)` to the next one; it is rolled out `T_out` steps (`sciml.models.rollout`,
+    gradients through the whole rollout, no teacher forcing) against `batch[target]` `(B, T_out, *S)`;
+    the loss is the mean over the steps of each step's `relative-l2` (the papers sum it; the same up to
+    the factor T_out)."""
+    pred, y = _rollout(model, batch, input, target)
+    return torch.stack([relative_l2(pred[:, t], y[:, t]) for t in range(y.shape[1])]).mean()
+
+
+@register_metric("rollout-full-l2")
+def rollout_full_l2(model: nn.Module, batch: Any) -> torch.Tensor:
+    """The papers' Navier-Stokes metric: the relative L2 error of the whole T_out-step rollout (all steps
+    as one vector per sample), from `batch["x"]` `(B, T_in, *S)` against `batch["y"]` `(B, T_out, *S)`."""
+    pred, y = _rollout(model, batch, "x", "y")
+    return relative_l2(pred, y)
+
+
 def scale_invariant_residual(q: torch.Tensor, b: torch.Tensor, Aq: torch.Tensor) -> torch.Tensor:
     r"""DCDM's loss per sample (Kaneda et al., ICML 2023): :math:`\|b - \alpha A q\|^2 / \|b\|^2` with the
     exact line-search step :math:`\alpha = q^T b / q^T A q`, so scaling q by any nonzero factor changes
