@@ -114,3 +114,38 @@ def test_training_through_the_rollout_reduces_the_full_rollout_error(tmp_path):
     after = out["val_rollout-full-l2"]
     # measured: 1.04 before (a random network) -> 0.14 after 60 steps; require a factor of 3
     assert after < before / 3, (before, after)
+
+
+def test_lsm_solver_rolls_a_one_step_model_out():
+    import sciml
+    from sciml.models import LSM
+    from sciml.models.lsm import rollout
+    from sciml.pde import Grid
+    from sciml.problems import PDEProblem
+
+    torch.manual_seed(0)
+    model = LSM(in_channels=3, width=8, hidden=16, norm="instance", padding=[16, 16]).eval()
+    grid = Grid(lower=(0, 0), upper=(1, 1), points=(16, 16), bc="periodic")
+    history = torch.randn(2, 3, 16, 16, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        ref = rollout(model, history, 4)
+    one = sciml.solve(PDEProblem(grid, source=history[0], exact=ref[0].double()), "lsm", model=model, inputs=["source"],
+                      rollout_steps=4)
+    assert one.x.shape == (4, 16, 16) and one.converged
+    torch.testing.assert_close(one.x, ref[0].double(), rtol=1e-5, atol=1e-6)
+    assert one.info["rel_l2_error"] < 1e-5
+    batch = sciml.solve(PDEProblem(grid, source=history), "lsm", model=model, inputs=["source"], rollout_steps=4)
+    assert batch.x.shape == (2, 4, 16, 16)
+    torch.testing.assert_close(batch.x, ref.double(), rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="rollout_steps must be an integer >= 1"):
+        sciml.solve(PDEProblem(grid, source=history[0]), "lsm", model=model, inputs=["source"], rollout_steps=0)
+    with pytest.raises(ValueError, match="inputs must name the one field"):
+        sciml.solve(PDEProblem(grid, source=history[0], a=1.0), "lsm", model=model, inputs=["source", "a"],
+                    rollout_steps=2)
+    with pytest.raises(ValueError, match="feeds its predictions back"):
+        sciml.solve(PDEProblem(grid, source=history[0]), "lsm", model=model, inputs=["source"], rollout_steps=2,
+                    normalizer={"fields": {"x": {"mean": [0.0], "std": [2.0]}}})
+    with pytest.raises(ValueError, match=r"must hold the last states as a tensor \(T_in, 16, 16\)"):
+        sciml.solve(PDEProblem(grid, source=1.0), "lsm", model=model, inputs=["source"], rollout_steps=2)
+    with pytest.raises(ValueError, match="expects in_channels=3"):
+        sciml.solve(PDEProblem(grid, source=history[0, :2]), "lsm", model=model, inputs=["source"], rollout_steps=2)

@@ -47,7 +47,7 @@ from torch import nn
 
 from .._io import atomic_path
 from ..models.fno import FNO2d, NeuralopFNO
-from ..models.lsm import LSM
+from ..models.lsm import LSM, rollout
 from ..models.registry import load as load_model
 from ..models.registry import unwrap
 from ..pde.discretize import evaluate
@@ -180,6 +180,11 @@ class NeuralOperatorSolver(Solver):
         device: where the model runs ("cpu", "cuda", ...); None: where its weights are.
         batch_size: problems per forward pass (None: all at once).
         dtype: inference dtype, "float32" (default) or "float64".
+        rollout_steps: None (one model call), or n: autoregressive prediction of n states by a one-step
+            model (`sciml.models.lsm.rollout`, the Navier-Stokes setup of configs/lsm-ns.toml): the one
+            field in `inputs` holds the last T_in states, a tensor `(T_in, *grid)` or `(B, T_in, *grid)`
+            (T_in = the model's in_channels), and `x` is `(n, *grid)` or `(B, n, *grid)`. Not with a
+            normaliser (the prediction is fed back as input).
 
     Returns a `Solution` with `x` `(*grid)` for one problem (`(B, *grid)` for batched fields; a channel
     axis before the grid if the model has several output channels), `exact` and hence
@@ -195,6 +200,7 @@ class NeuralOperatorSolver(Solver):
     device: str | None = None
     batch_size: int | None = None
     dtype: str = "float32"
+    rollout_steps: int | None = None
 
     def __post_init__(self) -> None:
         n = self.name or "neural-operator"
@@ -220,6 +226,16 @@ class NeuralOperatorSolver(Solver):
         if self.device is not None and not isinstance(self.device, (str, torch.device)):
             raise SolverOptionError(f"{n}: device must be a string such as \"cpu\" or \"cuda\", got {self.device!r}")
         self._norm = self._resolve_normalizer()
+        if self.rollout_steps is not None:
+            if not isinstance(self.rollout_steps, int) or isinstance(self.rollout_steps, bool) or self.rollout_steps < 1:
+                raise SolverOptionError(f"{n}: rollout_steps must be an integer >= 1 or None, got {self.rollout_steps!r}")
+            if len(self.inputs) != 1:
+                raise SolverOptionError(f"{n}: rollout_steps: inputs must name the one field that holds the last states "
+                                        f"(T_in, *grid), got {list(self.inputs)}")
+            if self._norm is not None:
+                raise SolverOptionError(f"{n}: rollout_steps: the model comes with a normaliser, but a rollout feeds "
+                                        "its predictions back as inputs; train it on unnormalised fields or set "
+                                        "normalizer = None")
         self._net: nn.Module | None = None
 
     # ---- model and normaliser ---------------------------------------------------------------
@@ -275,6 +291,8 @@ class NeuralOperatorSolver(Solver):
 
     def input_tensor(self, problem: PDEProblem) -> tuple[torch.Tensor, bool]:
         """`(B, C, *grid)` input (C = len(inputs)) and whether the problem is batched."""
+        if self.rollout_steps is not None:
+            return self.history_tensor(problem)
         values = [self.field_values(problem, f) for f in self.inputs]
         nspace = problem.grid.ndim
         batches = {v.shape[0] for v in values if v.ndim == nspace + 1}
@@ -283,6 +301,18 @@ class NeuralOperatorSolver(Solver):
         B = batches.pop() if batches else None
         values = [v.expand(B or 1, *v.shape[-nspace:]) if v.ndim == nspace else v for v in values]
         return torch.stack(values, dim=1), B is not None
+
+    def history_tensor(self, problem: PDEProblem) -> tuple[torch.Tensor, bool]:
+        """The last states `(B, T_in, *grid)` from the one input field (rollout mode), and whether batched."""
+        name, grid = self.inputs[0], tuple(problem.grid.points)
+        value = getattr(problem, name)
+        ok = isinstance(value, torch.Tensor) and value.ndim in (len(grid) + 1, len(grid) + 2)
+        if not ok or tuple(value.shape[-len(grid):]) != grid:
+            got = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
+            raise ValueError(f"{self.name}: rollout_steps: field {name!r} must hold the last states as a tensor "
+                             f"(T_in, {', '.join(map(str, grid))}) or (B, T_in, ...), got {got}")
+        batched = value.ndim == len(grid) + 2
+        return (value if batched else value.unsqueeze(0)).to(problem.dtype), batched
 
     def check_fit(self, net: nn.Module, x: torch.Tensor, problem: PDEProblem) -> None:
         """ValueError if the grid's dimension or resolution does not fit the model."""
@@ -315,8 +345,9 @@ class NeuralOperatorSolver(Solver):
             mean, std = _affine(nz["fields"][nz["input"]], x, nspace, nz["input"])
             x = (x - mean) / std
         bs = self.batch_size or x.shape[0]
+        steps = self.rollout_steps
         with torch.no_grad():
-            outs = [net(x[i:i + bs]) for i in range(0, x.shape[0], bs)]
+            outs = [net(v) if steps is None else rollout(net, v, steps) for v in x.split(bs)]
         y = torch.cat(outs)
         if y.ndim == nspace + 1:
             y = y.unsqueeze(1)
@@ -331,7 +362,7 @@ class NeuralOperatorSolver(Solver):
         self.check_fit(net, x, problem)
         y = self.predict(x).to(problem.dtype)  # (B, C_out, *grid)
         finite = torch.isfinite(y.flatten(1)).all(1)  # (B,)
-        if y.shape[1] == 1:
+        if y.shape[1] == 1 and self.rollout_steps is None:
             y = y.squeeze(1)
         if not batched:
             y, finite = y[0], finite[0]

@@ -139,7 +139,7 @@ def _rollout(model: nn.Module, batch: Any, input: str, target: str) -> tuple[tor
 @register_loss("rollout-relative-l2", objective=True)
 def rollout_relative_l2(model: nn.Module, batch: Any, input: str = "x", target: str = "y") -> torch.Tensor:
     """Autoregressive training (the FNO / LSM Navier-Stokes benchmark): the model maps the last T_in states
-    `batch[input]` `(B, T_in, *S)` to the next one; it is rolled out `T_out` steps (`sciml.models.rollout`,
+    `batch[input]` `(B, T_in, *S)` to the next one; it is rolled out `T_out` steps (`sciml.models.lsm.rollout`,
     gradients through the whole rollout, no teacher forcing) against `batch[target]` `(B, T_out, *S)`;
     the loss is the mean over the steps of each step's `relative-l2` (the papers sum it; the same up to
     the factor T_out)."""
