@@ -37,31 +37,30 @@ from sciml.training.losses import relative_l2, rollout_full_l2, rollout_relative
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = {"darcy": ROOT / "out" / "datasets" / "darcy_r85_256.h5", "ns": ROOT / "out" / "datasets" / "ns_v1e-5_n240.h5"}
-TRAIN = 200
 
 
-def darcy(path: Path, lsm_width: int) -> tuple[dict, dict, object, object, str]:
+def darcy(path: Path, lsm_width: int, ntrain: int) -> tuple[dict, dict, object, object, str]:
     with h5py.File(path, "r") as f:
         a = torch.from_numpy(f["coeff"][:]).float()
         u = torch.from_numpy(f["sol"][:]).float()
-    mean, std = a[:TRAIN].mean(), a[:TRAIN].std()
+    mean, std = a[:ntrain].mean(), a[:ntrain].std()
     x = ((a - mean) / std)[:, None]
-    data = {"xtr": x[:TRAIN], "ytr": u[:TRAIN, None], "xte": x[TRAIN:], "yte": u[TRAIN:, None]}
+    data = {"xtr": x[:ntrain], "ytr": u[:ntrain, None], "xte": x[ntrain:], "yte": u[ntrain:, None]}
     models = {"FNO": (FNO2d(modes=12, width=32, layers=4, padding=9), 1e-3),
               "LSM": (LSM(width=lsm_width, patch_size=6, padding=11), 5e-4)}
 
     def loss(model, x, y):
         return relative_l2(model(x), y)
 
-    return data, models, loss, loss, "Darcy 85², 200 training samples (CPU)"
+    return data, models, loss, loss, f"Darcy 85², {ntrain} training samples (CPU)"
 
 
-def navier_stokes(path: Path, lsm_width: int) -> tuple[dict, dict, object, object, str]:
+def navier_stokes(path: Path, lsm_width: int, ntrain: int) -> tuple[dict, dict, object, object, str]:
     with h5py.File(path, "r") as f:
         u = torch.from_numpy(f["u"][:]).float().movedim(-1, 1)  # (N, T, 64, 64)
     if u.shape[1] < 20:
         raise SystemExit(f"{path}: expected 20 states per trajectory, got u of shape {tuple(u.shape)}")
-    data = {"xtr": u[:TRAIN, :10], "ytr": u[:TRAIN, 10:20], "xte": u[TRAIN:, :10], "yte": u[TRAIN:, 10:20]}
+    data = {"xtr": u[:ntrain, :10], "ytr": u[:ntrain, 10:20], "xte": u[ntrain:, :10], "yte": u[ntrain:, 10:20]}
     models = {"FNO": (FNO2d(in_channels=10, modes=12, width=20, layers=4, padding=0), 1e-3),
               "LSM": (LSM(in_channels=10, width=lsm_width, patch_size=4, padding=0, norm="instance"), 5e-4)}
     return (data, models, lambda m, x, y: rollout_relative_l2(m, {"x": x, "y": y}),
@@ -92,7 +91,7 @@ def train(name: str, model: torch.nn.Module, lr: float, data: dict, loss_fn, met
                                 for i in range(0, len(xte), 20)) / len(xte))
             elapsed = time.perf_counter() - start
             curve.append((elapsed, step, err))
-            print(f"  {name:<4} step {step:5d}  {elapsed:6.0f} s  train {float(loss):.4f}  test rel. L2 {err:.4f}",
+            print(f"  {name:<4} step {step:5d}  {elapsed:6.0f} s  train {loss.item():.4f}  test rel. L2 {err:.4f}",
                   flush=True)
     return curve
 
@@ -106,6 +105,7 @@ def main(argv=None) -> dict:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--lsm-width", type=int, default=32)
     ap.add_argument("--batch", type=int, default=20)
+    ap.add_argument("--train", type=int, default=200, help="the first TRAIN samples train, the rest test")
     ap.add_argument("--plot", default=None, help="PNG of the curves (default benchmarks/lsm_vs_fno_<problem>.png)")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -113,7 +113,7 @@ def main(argv=None) -> dict:
     if not path.is_file():
         raise SystemExit(f"{path}: no such data file; see this script's docstring for the command that makes it")
     torch.manual_seed(0)
-    data, models, loss_fn, metric_fn, title = PROBLEMS[args.problem](path, args.lsm_width)
+    data, models, loss_fn, metric_fn, title = PROBLEMS[args.problem](path, args.lsm_width, args.train)
     print(f"{title}: {len(data['xtr'])} train, {len(data['xte'])} test samples, batch {args.batch}", flush=True)
     curves = {}
     for name, (model, lr) in models.items():

@@ -186,6 +186,21 @@ def test_model_size_and_wrong_input():
         build_model("dcdm-cnn", dim=1)
 
 
+def test_rms_input_norm_makes_the_network_scale_invariant(tmp_path):
+    torch.manual_seed(0)
+    paper, rms = build_model("dcdm-cnn", dim=3), build_model("dcdm-cnn", dim=3, input_norm="rms")
+    x = torch.randn(2, 1, 8, 8, 8, dtype=torch.float64)
+    paper, rms = paper.double(), rms.double()
+    with torch.no_grad():
+        torch.testing.assert_close(rms(1e-3 * x), rms(x))  # any positive scale: the same output
+        torch.testing.assert_close(rms(x), rms(x / x.flatten(1).square().mean(1).sqrt().reshape(2, 1, 1, 1, 1)))
+        assert float((paper(1e-3 * x) - paper(x)).abs().max()) > 1e-3  # the paper's network is not
+    save(rms, tmp_path / "m")
+    assert load(tmp_path / "m").input_norm == "rms"
+    with pytest.raises(ValueError, match="input_norm must be one of none, rms"):
+        build_model("dcdm-cnn", dim=2, input_norm="l2")
+
+
 def test_checkpoint_round_trip(tmp_path):
     net = untrained(2)
     save(net, tmp_path / "m")

@@ -19,6 +19,13 @@ any grid size works (each axis is zero-padded to a multiple of 2^levels, and cro
 (`geometry_channel`: the diagonal of A over 2d on the fluid cells, 0 elsewhere), so it can place the
 solid walls and the p = 0 cells; the paper's network sees the residual only and learns one fixed map.
 
+`input_norm = "rms"` (not in the paper) divides the residual channel by its root mean square per
+sample before the first convolution, so the network is invariant to the input's scale and to the grid
+size. The paper's network sees r/||r|| (entries of size 1/sqrt(n)): with biases in every layer a 3-D
+network trained that way at 32^3 collapsed to a fixed output field independent of its input
+(|f(r) - f(0)| / |f(r)| < 0.01, worse than steepest descent on held-out right-hand sides), and an input
+2x smaller at 2x the grid shifts the operating point of the ReLUs. Default "none" (the paper).
+
 `levels` > 1 (not in the paper) nests further average-pool / upsample stages below the half-resolution
 one, with one residual pair on the way down and one on the way up per level and a skip connection at
 each: a U-Net whose receptive field doubles with every level. levels = 1 is the paper's network, and the
@@ -32,6 +39,8 @@ from torch import nn
 
 from .nets import Conv3d, _positive
 from .registry import register_model
+
+INPUT_NORMS = ("none", "rms")
 
 
 def geometry_channel(fluid: torch.Tensor, diag: torch.Tensor, dim: int) -> torch.Tensor:
@@ -71,6 +80,7 @@ class DCDMNet(nn.Module):
             after upsampling (paper, 64^3 model: 1, 3, 2).
         levels: number of pooling stages (paper: 1; `half_blocks` run at the coarsest).
         geometry: take `(B, 2, *grid)`: the residual and `geometry_channel` (paper: False, one channel).
+        input_norm: "none" (paper) or "rms": the residual channel divided by its root mean square.
 
     Example:
         >>> net = DCDMNet(dim=2)
@@ -79,7 +89,7 @@ class DCDMNet(nn.Module):
     """
 
     def __init__(self, dim: int = 2, width: int = 16, full_blocks: int = 1, half_blocks: int = 3, post_blocks: int = 2,
-                 levels: int = 1, geometry: bool = False):
+                 levels: int = 1, geometry: bool = False, input_norm: str = "none"):
         super().__init__()
         if dim not in (2, 3) or isinstance(dim, bool):
             raise ValueError(f"dim must be 2 or 3, got {dim!r}")
@@ -91,7 +101,9 @@ class DCDMNet(nn.Module):
         conv = nn.Conv2d if dim == 2 else Conv3d
         if not isinstance(geometry, bool):
             raise ValueError(f"geometry must be true or false, got {geometry!r}")
-        self.dim, self.geometry = dim, geometry
+        if input_norm not in INPUT_NORMS:
+            raise ValueError(f"input_norm must be one of {', '.join(INPUT_NORMS)}, got {input_norm!r}")
+        self.dim, self.geometry, self.input_norm = dim, geometry, input_norm
         self.inp = conv(2 if geometry else 1, width, 3, padding=1)
         self.first = conv(width, width, 3, padding=1)
         self.full = nn.Sequential(*[_ResidualPair(conv, width) for _ in range(full_blocks)])
@@ -110,6 +122,10 @@ class DCDMNet(nn.Module):
             raise ValueError(f"DCDMNet(dim={self.dim}) expects (B, {channels}, {', '.join('*' * self.dim)}) with "
                              f"{self.dim} grid axes, got shape {tuple(x.shape)}")
         grid = x.shape[2:]
+        if self.input_norm == "rms":
+            r = x[:, :1]
+            rms = r.flatten(1).square().mean(1).sqrt().reshape(-1, *(1,) * (x.ndim - 1))
+            x = torch.cat([r / torch.where(rms > 0, rms, torch.ones_like(rms)), x[:, 1:]], dim=1)
         m = 2**self.levels
         pad = []
         for size in reversed(grid):  # F.pad lists the last axis first
