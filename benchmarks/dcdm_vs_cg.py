@@ -135,8 +135,9 @@ def main() -> None:
     parser.add_argument("--dim", type=int, default=2, choices=(2, 3))
     parser.add_argument("--scenes", type=int, default=8)
     parser.add_argument("--sizes", type=int, nargs="+", default=[64, 128])
-    parser.add_argument("--model", nargs="+", default=[str(ROOT / "datasets" / "dcdm" / "pressure2d_n64")],
-                        help="checkpoint directories (each gets its rows, labelled by the model's levels)")
+    parser.add_argument("--model", nargs="+", default=None,
+                        help="checkpoint directories (each gets its rows, labelled by the model's levels; "
+                             "default: the shipped datasets/dcdm/pressure2d_n64 or pressure3d_n32)")
     parser.add_argument("--rtol", type=float, default=1e-4)
     parser.add_argument("--maxiter", type=int, default=600, help="iteration cap of DCDM")
     parser.add_argument("--k", type=int, nargs="+", default=[2, 10], help="DCDM's numbers of kept directions")
@@ -145,6 +146,8 @@ def main() -> None:
                         help="instead of the table: the share of the A-norm error each network's first step removes")
     args = parser.parse_args()
     torch.set_num_threads(1)
+    if args.model is None:
+        args.model = [str(ROOT / "datasets" / "dcdm" / ("pressure2d_n64" if args.dim == 2 else "pressure3d_n32"))]
     nets = {}
     for path in args.model:
         net = load(path)
