@@ -360,7 +360,7 @@ def test_3d_solver_config_loads(monkeypatch):
     # iteration is checked to reduce the A-norm error far more than a CG step from x0 = 0
     x = sciml.solve(problem, solver, maxiter=1).x
     cg1 = sciml.solve(problem, "cg", maxiter=1).x
-    A, b = problem.A, problem.b
+    A = problem.A
     exact = sciml.solve(problem, "cg", rtol=1e-8).x
 
     def err(y):
