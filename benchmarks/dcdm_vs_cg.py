@@ -136,7 +136,7 @@ def main() -> None:
     parser.add_argument("--scenes", type=int, default=8)
     parser.add_argument("--sizes", type=int, nargs="+", default=[64, 128])
     parser.add_argument("--model", nargs="+", default=None,
-                        help="checkpoint directories (each gets its rows, labelled by the model's levels; "
+                        help="checkpoint directories (each gets its rows, labelled by the directory's name; "
                              "default: the shipped datasets/dcdm/pressure2d_n64 or pressure3d_n32)")
     parser.add_argument("--rtol", type=float, default=1e-4)
     parser.add_argument("--maxiter", type=int, default=600, help="iteration cap of DCDM")
@@ -151,7 +151,7 @@ def main() -> None:
     nets = {}
     for path in args.model:
         net = load(path)
-        nets[f"DCDM (levels={net.levels})" if len(args.model) > 1 else "DCDM"] = net
+        nets[f"DCDM ({Path(path).name})" if len(args.model) > 1 else "DCDM"] = net
     rows = []
     for n in args.sizes:
         stats: dict[str, list] = {}
