@@ -165,7 +165,11 @@ def test_batch_of_problems_shares_the_kernels():
     assert torch.equal(twin.x[0], twin.x[1]) and twin.info["rel_l2_error"] < 3e-4
     one = sciml.solve(sciml.PDEBatch([_sin_problem(98, 20.0)]), "gp-kron", max_frequency=6.0, components=10, maxiter=15)
     single = sciml.solve(_sin_problem(98, 20.0), "gp-kron", max_frequency=6.0, components=10, maxiter=15)
-    assert torch.allclose(one.x[0], single.x, rtol=0, atol=1e-9)
+    # the batched reductions sum in another order; L-BFGS rounds amplify that rounding (measured: the
+    # error histories agree to 1e-8 for 4 rounds, the answers to 1e-6 after 6), so the match is to 1e-5
+    h1, h2 = one.info["history"]["rel_l2_error"], single.info["history"]["rel_l2_error"]
+    assert len(h1) == len(h2) and all(abs(a - b) <= 1e-6 * b for a, b in zip(h1[:4], h2[:4]))
+    assert torch.allclose(one.x[0], single.x, rtol=0, atol=1e-5)
 
 
 def test_bad_batches():
