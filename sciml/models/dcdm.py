@@ -24,12 +24,14 @@ sample before the first convolution, so the network is invariant to the input's 
 size. The paper's network sees r/||r|| (entries of size 1/sqrt(n)): with biases in every layer a 3-D
 network trained that way at 32^3 collapsed to a fixed output field independent of its input
 (|f(r) - f(0)| / |f(r)| < 0.01, worse than steepest descent on held-out right-hand sides), and an input
-2x smaller at 2x the grid shifts the operating point of the ReLUs. Default "none" (the paper).
+2x smaller at 2x the grid shifts the operating point of the ReLUs (the 2-D network trained at 64^2 kept
+15x fewer iterations than CG at 256^2 with "rms", 2.8x without). Default "none" (the paper); both shipped
+checkpoints use "rms".
 
 `levels` > 1 (not in the paper) nests further average-pool / upsample stages below the half-resolution
 one, with one residual pair on the way down and one on the way up per level and a skip connection at
 each: a U-Net whose receptive field doubles with every level. levels = 1 is the paper's network, and the
-one the shipped checkpoint uses.
+one the shipped checkpoints use.
 """
 from __future__ import annotations
 
