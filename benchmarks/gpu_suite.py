@@ -6,7 +6,10 @@ Measures, against peers in the same process:
    and vs cupyx.scipy.sparse.linalg.cg on the CSR matrix of the same problem (if CuPy is installed);
 2. a batch of independent 128² systems: one batched sciml call vs looping cupyx CG;
 3. the `check_every` sweep (host syncs every k iterations) that picks the CUDA default;
-4. the fast Poisson solve (DST-I) at 2048² vs a plain torch.fft round trip of the same length.
+4. the fast Poisson solve (DST-I) at 2048² vs a plain torch.fft round trip of the same length;
+5. DCDM with the shipped 3-D network on a held-out 128³ pressure scene (the scene of
+   `benchmarks/dcdm_vs_cg.py --dim 3 --sizes 128`), network in float32 and bfloat16, against CG,
+   Jacobi-PCG and FFT-PCG on the same device (pyamg-PCG and IC-PCG on the CPU: `dcdm_vs_cg.py`).
 Every row prints iterations and true relative residuals. Results go to stdout and, with --out DIR,
 to DIR/gpu_suite.json and DIR/gpu_suite.md.
 
@@ -139,6 +142,35 @@ def fast_poisson(n: int, dev: str) -> None:
            rel_residual=res)
 
 
+def dcdm_scene(n: int, dev: str) -> None:
+    """Wall time to relative residual 1e-4 on the held-out scene of dcdm_vs_cg.py (float64 systems)."""
+    import sciml
+    from dcdm_vs_cg import HELD_OUT_SEED  # the benchmark's held-out scenes (benchmarks/ is on sys.path)
+    from sciml.data.generators import sample_generator
+    from sciml.data.generators.dcdm import PressurePoissonOperator, random_divergence, scene
+    from sciml.models import load
+    from sciml.operators.fourier import laplacian_inverse
+
+    g = sample_generator(HELD_OUT_SEED + n, 0)
+    flags = scene(3, n, g, min_solids=1, max_solids=4, min_size=0.05, max_size=0.2)
+    A = PressurePoissonOperator(flags, device=dev)
+    b = random_divergence(flags, g).to(dev)
+    fluid = A.fluid
+    fft = laplacian_inverse((n,) * 3, 1.0 / n, ("neumann", "neumann", "dirichlet"), dtype=torch.float64, device=dev)
+    net = load(Path(__file__).resolve().parents[1] / "datasets" / "dcdm" / "pressure3d_n32").to(dev)
+    runs = {"CG": dict(solver="cg"),
+            "Jacobi-PCG": dict(solver="pcg", M=lambda r: r * fluid / A.diag.clamp_min(1)),
+            "FFT-PCG": dict(solver="pcg", M=lambda r: fft.apply(r) * fluid),
+            "DCDM k=2 float32": dict(solver="dcdm", model=net, k=2),
+            "DCDM k=2 bfloat16": dict(solver="dcdm", model=net, k=2, dtype="bfloat16"),
+            "DCDM k=10 float32": dict(solver="dcdm", model=net, k=10)}
+    for name, opts in runs.items():
+        cap = 600 if opts["solver"] == "dcdm" else 20 * n * n
+        t, sol = timed(lambda: sciml.solve(sciml.LinearProblem(A, b), rtol=1e-4, maxiter=cap, **opts), dev, repeat=2)
+        res = float(torch.linalg.vector_norm(A.apply(sol.x) - b) / torch.linalg.vector_norm(b))
+        record("dcdm", n=n, solver=name, time_s=t, iterations=int(sol.iterations), rel_residual=res)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--device", default="cuda")
@@ -159,6 +191,7 @@ def main() -> None:
     batched(small, batch, dev, 1e-6)
     check_every_sweep(small, batch, dev, 1e-6)
     fast_poisson(64 if args.quick else 2048, dev)
+    dcdm_scene(16 if args.quick else 128, dev)
     if args.out:
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)

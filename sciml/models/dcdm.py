@@ -118,6 +118,11 @@ class DCDMNet(nn.Module):
         self.up = nn.ModuleList([_ResidualPair(conv, width) for _ in range(levels - 1)])
         self.levels = levels
 
+    def _pool(self, h: torch.Tensor) -> torch.Tensor:
+        if h.dtype == torch.bfloat16 and h.device.type == "cpu" and self.dim == 3:  # no bf16 avg_pool3d kernel on CPU
+            return self.pool(h.float()).to(h.dtype)
+        return self.pool(h)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         channels = 2 if self.geometry else 1
         if x.ndim != self.dim + 2 or x.shape[1] != channels:
@@ -137,9 +142,9 @@ class DCDMNet(nn.Module):
         h = self.full(F.relu(self.first(self.inp(x))))
         skips = [h]
         for block in self.down:
-            h = block(self.pool(h))
+            h = block(self._pool(h))
             skips.append(h)
-        h = self.low(self.pool(h))
+        h = self.low(self._pool(h))
         for block in [*reversed(self.up), None]:
             h = F.interpolate(h, scale_factor=2, mode="nearest") + skips.pop()
             if block is not None:
