@@ -380,7 +380,7 @@ def test_3d_solver_config_loads(monkeypatch):
     assert solver.name == "dcdm" and solver.k == 2 and solver.network().dim == 3
     problem = config.problem()
     assert problem.A.in_shape == (64, 64, 64) and problem.b.shape == (64, 64, 64)
-    # solving it takes about 12 s on one thread (config comment: 33 iterations, cg 381); here one
+    # solving it takes about 12 s on one thread (config comment: 26 iterations, cg 381); here one
     # iteration is checked to reduce the A-norm error far more than a CG step from x0 = 0
     x = sciml.solve(problem, solver, maxiter=1).x
     cg1 = sciml.solve(problem, "cg", maxiter=1).x
