@@ -95,6 +95,14 @@ def first_step_gain(A: PressurePoissonOperator, b: torch.Tensor, net: torch.nn.M
     return float((q * b).sum()) ** 2 / float((q * A.apply(q)).sum()) / float((e * b).sum())
 
 
+def held_out_scene(dim: int, n: int, index: int, device=None) -> tuple[np.ndarray, PressurePoissonOperator, torch.Tensor]:
+    """Scene `index` of size n^dim drawn with the held-out seed: flags, its operator, and the unit-norm
+    float64 right-hand side -h div u* of a random smooth velocity field (on `device`)."""
+    g = sample_generator(HELD_OUT_SEED + n, index)
+    flags = scene(dim, n, g, min_solids=1, max_solids=4, min_size=0.05, max_size=0.2)
+    return flags, PressurePoissonOperator(flags, device=device), random_divergence(flags, g).to(device)
+
+
 def baselines(A: PressurePoissonOperator, flags: np.ndarray) -> dict:
     """name -> (solver options, setup seconds) for the PCG baselines of scene A."""
     import pyamg
@@ -156,10 +164,7 @@ def main() -> None:
     for n in args.sizes:
         stats: dict[str, list] = {}
         for i in range(args.scenes):
-            g = sample_generator(HELD_OUT_SEED + n, i)
-            flags = scene(args.dim, n, g, min_solids=1, max_solids=4, min_size=0.05, max_size=0.2)
-            A = PressurePoissonOperator(flags)
-            b = random_divergence(flags, g)
+            flags, A, b = held_out_scene(args.dim, n, i)
             if args.first_step:
                 for label, net in nets.items():
                     stats.setdefault(label, []).append(first_step_gain(A, b, net))

@@ -145,16 +145,11 @@ def fast_poisson(n: int, dev: str) -> None:
 def dcdm_scene(n: int, dev: str) -> None:
     """Wall time to relative residual 1e-4 on the held-out scene of dcdm_vs_cg.py (float64 systems)."""
     import sciml
-    from dcdm_vs_cg import HELD_OUT_SEED  # the benchmark's held-out scenes (benchmarks/ is on sys.path)
-    from sciml.data.generators import sample_generator
-    from sciml.data.generators.dcdm import PressurePoissonOperator, random_divergence, scene
+    from dcdm_vs_cg import held_out_scene  # the benchmark's held-out scenes (benchmarks/ is on sys.path)
     from sciml.models import load
     from sciml.operators.fourier import laplacian_inverse
 
-    g = sample_generator(HELD_OUT_SEED + n, 0)
-    flags = scene(3, n, g, min_solids=1, max_solids=4, min_size=0.05, max_size=0.2)
-    A = PressurePoissonOperator(flags, device=dev)
-    b = random_divergence(flags, g).to(dev)
+    _, A, b = held_out_scene(3, n, 0, device=dev)
     fluid = A.fluid
     fft = laplacian_inverse((n,) * 3, 1.0 / n, ("neumann", "neumann", "dirichlet"), dtype=torch.float64, device=dev)
     net = load(Path(__file__).resolve().parents[1] / "datasets" / "dcdm" / "pressure3d_n32").to(dev)
