@@ -115,6 +115,23 @@ def test_patch_dataset_is_deterministic():
     assert not torch.equal(val[5]["noisy"], a["noisy"])
 
 
+def test_patch_gain_scales_the_clean_patch_only():
+    spec = {"kind": "image-patches-hdf5", "path": str(DATA), "index": "train_index", "size": 8, "patch": 32,
+            "sigma_min": 0.1, "sigma_max": 0.1}
+    plain = sciml.data.build_dataset(spec, split="train")[3]
+    doubled = sciml.data.build_dataset({**spec, "gain": [2.0, 2.0]}, split="train")[3]
+    torch.testing.assert_close(doubled["clean"], 2 * plain["clean"])
+    # the same noise, not scaled with the image
+    torch.testing.assert_close(doubled["noisy"] - doubled["clean"], plain["noisy"] - plain["clean"])
+    ranged = sciml.data.build_dataset({**spec, "gain": [0.5, 1.5]}, split="train")
+    ratios = [float(ranged[i]["clean"].sum() / sciml.data.build_dataset(spec, split="train")[i]["clean"].sum())
+              for i in range(8)]
+    assert all(0.5 <= r <= 1.5 for r in ratios) and max(ratios) - min(ratios) > 0.1
+    for bad in ([0.0, 1.0], [1.5, 1.0], 2.0):
+        with pytest.raises(ValueError, match="gain"):
+            sciml.data.build_dataset({**spec, "gain": bad}, split="train")
+
+
 def _benchmark():
     spec = importlib.util.spec_from_file_location("pnp_vs_tv_mri", MRI.parents[1] / "benchmarks" / "pnp_vs_tv_mri.py")
     module = importlib.util.module_from_spec(spec)

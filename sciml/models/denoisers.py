@@ -18,10 +18,10 @@ result is returned in the input's dtype.
 Training pieces, registered on import:
 
 - dataset kind "image-patches-hdf5": `{"clean", "noisy", "sigma"}` items, a random `patch` x `patch`
-  window (with one of the 8 flips/rotations) of an image of an HDF5 dataset `(N, H, W)` plus
-  :math:`\sigma\,n`, :math:`\sigma` uniform in [sigma_min, sigma_max]; item i depends only on
-  (seed, split, i). Images of a split are chosen by an index dataset of the file (`index`, e.g.
-  "train_index") or all of them.
+  window (with one of the 8 flips/rotations) of an image of an HDF5 dataset `(N, H, W)`, times an
+  intensity gain uniform in `gain` = [min, max] (default [1, 1]: none), plus :math:`\sigma\,n`,
+  :math:`\sigma` uniform in [sigma_min, sigma_max]; item i depends only on (seed, split, i). Images
+  of a split are chosen by an index dataset of the file (`index`, e.g. "train_index") or all of them.
 - loss "sigma-denoising" (objective): mean squared (or `norm = "l1"`) error of
   `model(noisy, sigma)` against `clean`.
 
@@ -122,11 +122,18 @@ class ImagePatches(NoisyPairs):
 
     def __init__(self, path: str | Path, variable: str = "images", index: Any = None, size: int = 10000,
                  patch: int = 48, sigma_min: float = 0.0, sigma_max: float = 50.0 / 255.0, augment: bool = True,
-                 seed: int = 0, split: str = "train"):
+                 seed: int = 0, split: str = "train", gain: Any = (1.0, 1.0)):
         import h5py
 
         super().__init__(size, sigma_min, sigma_max, seed, split)
         _positive("patch", patch, 2)
+        try:
+            lo, hi = (float(v) for v in gain)
+        except (TypeError, ValueError):
+            raise ValueError(f"gain: expected [min, max] intensity gains, got {gain!r}") from None
+        if not 0.0 < lo <= hi:
+            raise ValueError(f"gain: expected 0 < min <= max, got {[lo, hi]}")
+        self.gain = (lo, hi)
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"{path}: no such HDF5 file")
@@ -160,7 +167,11 @@ class ImagePatches(NoisyPairs):
             x = torch.rot90(x, mode % 4, dims=(-2, -1))
             if mode >= 4:
                 x = x.flip(-1)
-        noisy = x + sigma * torch.randn(x.shape, generator=g)
+        noise = sigma * torch.randn(x.shape, generator=g)
+        lo, hi = self.gain
+        if (lo, hi) != (1.0, 1.0):  # a random intensity gain of the clean patch (the noise level stays sigma)
+            x = x * (lo + (hi - lo) * float(torch.rand((), generator=g)))
+        noisy = x + noise
         return {"clean": x.contiguous(), "noisy": noisy, "sigma": torch.tensor(sigma, dtype=torch.float32)}
 
 
