@@ -5,7 +5,9 @@ potential, by power iteration), and what repeated application does to a clean sl
     python benchmarks/lpn_check.py [--model datasets/mri/lpn_mni152] [--sigma 0.05] [--threads 1]
 
 A prox of a (nonconvex) regulariser need not be nonexpansive; a Jacobian eigenvalue above 1 means
-iterating it alone, or in PnP with a weak data term, can move away from the data (see RESULTS.md).
+iterating it alone, or in PnP with a weak data term, can move away from the data (see RESULTS.md). The
+repeated application is also run on the slice scaled by 0.8 and 1.2 (PSNR against the scaled slice, peak
+the gain): inside PnP the prox meets inputs brighter than any training image.
 """
 from __future__ import annotations
 
@@ -57,13 +59,22 @@ def main(argv=None) -> None:
     x0 = clean[:1]
     print(f"largest Jacobian eigenvalue of the LPN at test slice 0: clean {max_jacobian_eigenvalue(lpn, x0):.2f}, "
           f"noisy {max_jacobian_eigenvalue(lpn, noisy[:1]):.2f}")
-    x = x0.clone()
-    with torch.no_grad():
-        for k in range(1, 11):
-            x = lpn(x)
-            if k in (1, 2, 5, 10):
-                print(f"  LPN applied {k:2d} times to clean slice 0: PSNR {float(psnr(x[0, 0], x0[0, 0], 1.0)):6.2f} dB, "
-                      f"range [{float(x.min()):.2f}, {float(x.max()):.2f}]")
+    for gain in (1.0, 0.8, 1.2):  # the slice at its own brightness, darker, and brighter than any training image
+        x = gain * x0
+        label = "clean slice 0" if gain == 1.0 else f"{gain:g} x clean slice 0"
+        with torch.no_grad():
+            for k in range(1, 11):
+                x = lpn(x)
+                if k in (1, 2, 5, 10):
+                    print(f"  LPN applied {k:2d} times to {label}: PSNR {float(psnr(x[0, 0], gain * x0[0, 0], gain)):6.2f} dB, "
+                          f"range [{float(x.min()):.2f}, {float(x.max()):.2f}]")
+                if k == 2 and gain == 1.0:
+                    err = (x - x0).abs()[0, 0]
+                    row, col = divmod(int(err.argmax()), err.shape[-1])
+                    window = x0[0, 0, max(row - 1, 0):row + 2, max(col - 1, 0):col + 2]
+                    print(f"    largest error after 2 applications: {float(err.max()):.2f} at pixel ({row}, {col}), where the "
+                          f"clean slice is {float(x0[0, 0, row, col]):.2f} (its 3 x 3 neighbourhood spans "
+                          f"[{float(window.min()):.2f}, {float(window.max()):.2f}])")
 
 
 if __name__ == "__main__":
