@@ -2,7 +2,8 @@
 MNI152 slices: 4x multi-coil MRI and sparse-view CT.
 
     python benchmarks/dds_vs_pnp.py [--task mri|ct|both] [--slices 9] [--nfe 50] [--threads 1] [--views 30]
-                                    [--prior datasets/mri/ddpm_mni152] [--lpn DIR] [--quick] [--no-diffusion]
+                                    [--prior datasets/mri/ddpm_mni152] [--lpn DIR] [--ct-lpn DIR] [--quick]
+                                    [--no-diffusion]
 
 Data: the 10 held-out test slices of datasets/mri/mni152_slices.h5 (128 x 128, [0, 1]); slice 0 tunes
 the methods' free parameters (every setting printed) and is left out of the table, which is the mean
@@ -19,8 +20,9 @@ CT: `sciml.problems.imaging.ct_case` (parallel beam, `--views` angles over 180 d
 of std `--ct-noise` x max|sinogram|); FBP (Shepp-Logan filter), TV (lam tuned), PnP-HQS with the same
 DnCNN (rho tuned), and the diffusion solvers on the real image.
 
-LPN (`--lpn`, default datasets/mri/lpn_mni152, '' for none): PnP-ADMM with the learned proximal network
-followed by the projection onto [0, 1] (phase-constrained for MRI), x0 the zero-filled image / FBP; the
+LPN (`--lpn` for MRI, default datasets/mri/lpn_mni152, trained at noise 0.05; `--ct-lpn` for CT, default
+datasets/mri/lpn_mni152_s10, trained at 0.1 as the paper's CT model; '' for none): PnP-ADMM with the
+learned proximal network followed by the projection onto [0, 1] (phase-constrained for MRI), x0 the zero-filled image / FBP; the
 penalty and the number of iterations (an early stop, as the paper's 15-20) tuned on slice 0.
 Each table is printed twice when a test slice is nearly empty: over all slices, and over the slices with
 at least 10 % of their pixels above 0.05 (slice 9, the top of the head, has 0.9 %).
@@ -59,8 +61,9 @@ PRIOR = ROOT / "datasets" / "mri" / "ddpm_mni152"
 DENOISER = ROOT / "datasets" / "mri" / "dncnn_mni152"
 SLICES = ROOT / "datasets" / "mri" / "mni152_slices.h5"
 LPN = ROOT / "datasets" / "mri" / "lpn_mni152"
+CT_LPN = ROOT / "datasets" / "mri" / "lpn_mni152_s10"
 # LPN in PnP-ADMM, as the paper: a fixed prox (no noise level), the penalty rho and an early stop tuned.
-# rho is about (data noise std / the LPN's training noise level 0.05)^2: MRI (||A|| = 1) 0.04; CT 0.02 ||A||^2
+# rho is of the order of (data noise std / the LPN's training noise level)^2, times ||A||^2 for CT
 LPN_ITERATIONS = (10, 20, 40)
 LPN_RHOS = {"mri": (0.01, 0.03, 0.1), "ct": (0.003, 0.01, 0.03)}
 MIN_BODY = 0.1  # fraction of pixels above 0.05 that makes a slice count as a brain slice
@@ -248,17 +251,17 @@ def main(argv=None) -> dict:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--quick", action="store_true", help="smaller sweeps")
     ap.add_argument("--no-diffusion", action="store_true", help="only the classical and PnP rows")
-    ap.add_argument("--lpn", default=str(LPN), help="learned proximal network for PnP-ADMM rows ('' for none)")
+    ap.add_argument("--lpn", default=str(LPN), help="learned proximal network for the MRI PnP-ADMM rows ('' for none)")
+    ap.add_argument("--ct-lpn", default=str(CT_LPN), help="learned proximal network for the CT PnP-ADMM rows ('' for none)")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     prior = models.load_pretrained(args.prior)
     denoiser = models.load(DENOISER)
-    lpn = models.load(args.lpn) if args.lpn else None
     out = {}
     if args.task in ("mri", "both"):
-        out["mri"] = mri(args, prior, denoiser, lpn)
+        out["mri"] = mri(args, prior, denoiser, models.load(args.lpn) if args.lpn else None)
     if args.task in ("ct", "both"):
-        out["ct"] = ct(args, prior, denoiser, lpn)
+        out["ct"] = ct(args, prior, denoiser, models.load(args.ct_lpn) if args.ct_lpn else None)
     return out
 
 
