@@ -22,8 +22,9 @@ DnCNN (rho tuned), and the diffusion solvers on the real image.
 
 LPN (`--lpn` for MRI, default datasets/mri/lpn_mni152, trained at noise 0.05; `--ct-lpn` for CT, default
 datasets/mri/lpn_mni152_s10, trained at 0.1 as the paper's CT model; '' for none): PnP-ADMM with the
-learned proximal network followed by the projection onto [0, 1] (phase-constrained for MRI), x0 the zero-filled image / FBP; the
-penalty and the number of iterations (an early stop, as the paper's 15-20) tuned on slice 0.
+learned proximal network followed by the projection onto [0, 1] (phase-constrained for MRI), x0 the
+zero-filled image / FBP; the penalty and the number of iterations (an early stop, as the paper's 15-20)
+tuned on slice 0.
 Each table is printed twice when a test slice is nearly empty: over all slices, and over the slices with
 at least 10 % of their pixels above 0.05 (slice 9, the top of the head, has 0.9 %).
 

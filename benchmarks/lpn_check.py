@@ -38,6 +38,16 @@ def max_jacobian_eigenvalue(model, x: torch.Tensor, iters: int = 30) -> float:
     return lam
 
 
+@torch.no_grad()
+def repeated(lpn, x: torch.Tensor, counts) -> dict[int, torch.Tensor]:
+    """{k: the LPN applied k times to x} for each k in `counts`."""
+    out = {}
+    for k in range(1, max(counts) + 1):
+        x = lpn(x)
+        if k in counts:
+            out[k] = x
+    return out
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default=str(ROOT / "datasets" / "mri" / "lpn_mni152"))
@@ -60,21 +70,19 @@ def main(argv=None) -> None:
     print(f"largest Jacobian eigenvalue of the LPN at test slice 0: clean {max_jacobian_eigenvalue(lpn, x0):.2f}, "
           f"noisy {max_jacobian_eigenvalue(lpn, noisy[:1]):.2f}")
     for gain in (1.0, 0.8, 1.2):  # the slice at its own brightness, darker, and brighter than any training image
-        x = gain * x0
+        target = gain * x0
         label = "clean slice 0" if gain == 1.0 else f"{gain:g} x clean slice 0"
-        with torch.no_grad():
-            for k in range(1, 11):
-                x = lpn(x)
-                if k in (1, 2, 5, 10):
-                    print(f"  LPN applied {k:2d} times to {label}: PSNR {float(psnr(x[0, 0], gain * x0[0, 0], gain)):6.2f} dB, "
-                          f"range [{float(x.min()):.2f}, {float(x.max()):.2f}]")
-                if k == 2 and gain == 1.0:
-                    err = (x - x0).abs()[0, 0]
-                    row, col = divmod(int(err.argmax()), err.shape[-1])
-                    window = x0[0, 0, max(row - 1, 0):row + 2, max(col - 1, 0):col + 2]
-                    print(f"    largest error after 2 applications: {float(err.max()):.2f} at pixel ({row}, {col}), where the "
-                          f"clean slice is {float(x0[0, 0, row, col]):.2f} (its 3 x 3 neighbourhood spans "
-                          f"[{float(window.min()):.2f}, {float(window.max()):.2f}])")
+        outputs = repeated(lpn, target, (1, 2, 5, 10))
+        for k, x in outputs.items():
+            print(f"  LPN applied {k:2d} times to {label}: PSNR {float(psnr(x[0, 0], target[0, 0], gain)):6.2f} dB, "
+                  f"range [{float(x.min()):.2f}, {float(x.max()):.2f}]")
+        if gain == 1.0:
+            err = (outputs[2] - x0).abs()[0, 0]
+            row, col = divmod(int(err.argmax()), err.shape[-1])
+            window = x0[0, 0, max(row - 1, 0):row + 2, max(col - 1, 0):col + 2]
+            print(f"    largest error after 2 applications: {float(err.max()):.2f} at pixel ({row}, {col}), where "
+                  f"the clean slice is {float(x0[0, 0, row, col]):.2f} (its 3 x 3 neighbourhood spans "
+                  f"[{float(window.min()):.2f}, {float(window.max()):.2f}])")
 
 
 if __name__ == "__main__":
