@@ -17,8 +17,8 @@ next to the weights as `normalizer.json`:
     {"format": "sciml-normalizer", "version": 1, "input": "x", "target": "y",
      "fields": {"x": {"mean": [...], "std": [...], "channel_axis": null | -3 ...}, "y": {...}}}
 
-(`export_normalizer(CONFIG)` or `python -m sciml.solvers.neural_operator CONFIG [MODEL_DIR]` does it for a
-run of `sciml train CONFIG`), and the solver (option `normalizer = "auto"`, the default) reads it when
+(`sciml train` does it when it exports the model; `export_normalizer(CONFIG)` or `sciml normalizer CONFIG
+[MODEL_DIR]` does it again for an existing run), and the solver (option `normalizer = "auto"`, the default) reads it when
 the model is given as a directory.
 The input alias's statistics are applied to the stacked input before the model, the target alias's
 (if the target was normalised) are undone on the output. With one value per field (`channel_axis` null)
@@ -98,7 +98,7 @@ def export_normalizer(config: str | os.PathLike, model_dir: str | os.PathLike | 
     the config's [loss] input/target fields (read from the data's cached `.stats.json`, else computed),
     into `model_dir` (default: the run's exported model, `[train] run_dir` or `out/train/<name>`, + "/model").
 
-    Command line: `python -m sciml.solvers.neural_operator CONFIG [MODEL_DIR]`.
+    Command line: `sciml normalizer CONFIG [MODEL_DIR]`.
     """
     from ..data import build_dataset
     from ..training.config import load_config
@@ -498,23 +498,6 @@ class PoseidonSolver(NeuralOperatorSolver):
         if x.shape[1] != cfg.num_channels:
             raise SolverOptionError(f"poseidon: inputs: {list(self.inputs)} gives {x.shape[1]} channel(s) but the "
                                     f"model expects num_channels={cfg.num_channels}")
-
-
-def main(argv: list[str] | None = None) -> int:
-    """`python -m sciml.solvers.neural_operator CONFIG [MODEL_DIR]`: write MODEL_DIR/normalizer.json."""
-    import argparse
-
-    parser = argparse.ArgumentParser(prog="python -m sciml.solvers.neural_operator",
-                                     description="Write normalizer.json (train-split statistics) beside a trained model.")
-    parser.add_argument("config", help="the training config (TOML) the model was trained with")
-    parser.add_argument("model_dir", nargs="?", help="the model directory (default: the run's model/)")
-    args = parser.parse_args(argv)
-    print(export_normalizer(args.config, args.model_dir))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
 
 
 __all__ = ["FNOSolver", "LSMSolver", "NeuralOperatorSolver", "PoseidonSolver", "check_normalizer", "export_normalizer", "load_normalizer",

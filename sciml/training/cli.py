@@ -1,4 +1,4 @@
-"""`sciml train CONFIG` and `sciml plot-metrics RUN_DIR`."""
+"""`sciml train CONFIG`, `sciml plot-metrics RUN_DIR` and `sciml normalizer CONFIG [MODEL_DIR]`."""
 from __future__ import annotations
 
 import argparse
@@ -6,7 +6,7 @@ import sys
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
-    """Add `train` and `plot-metrics` to the `sciml` command line."""
+    """Add `train`, `plot-metrics` and `normalizer` to the `sciml` command line."""
     t = sub.add_parser("train", help="train a learned model from a TOML config (several processes: torchrun "
                                      "--nproc_per_node N -m sciml train CONFIG)")
     t.add_argument("config", help="training config, e.g. configs/train-smoke.toml")
@@ -20,6 +20,11 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("run_dir", help="a run directory (or its metrics.jsonl)")
     p.add_argument("-o", "--output", help="PNG file (default: RUN_DIR/metrics.png)")
     p.set_defaults(func=_cmd_plot)
+    n = sub.add_parser("normalizer", help="write normalizer.json (the train split's statistics) beside a trained "
+                                          "model again; sciml train writes it when it exports the model")
+    n.add_argument("config", help="the training config (TOML) the model was trained with")
+    n.add_argument("model_dir", nargs="?", help="the model directory (default: the run's model/)")
+    n.set_defaults(func=_cmd_normalizer)
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
@@ -52,4 +57,15 @@ def _cmd_plot(args: argparse.Namespace) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     print(f"{args.run_dir}: -> {out}")
+    return 0
+
+
+def _cmd_normalizer(args: argparse.Namespace) -> int:
+    from ..solvers.neural_operator import export_normalizer
+
+    try:
+        print(export_normalizer(args.config, args.model_dir))
+    except (FileNotFoundError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     return 0

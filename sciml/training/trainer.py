@@ -351,6 +351,8 @@ class Trainer:
                 exported = models.save(self.eval_model, self.run_dir / "model")
             except TypeError:  # an in-memory model outside the registry: the checkpoint has its weights
                 pass
+            else:
+                self._save_normalizer(exported)
         return {
             "step": self.step,
             "loss": self.last_record.get("loss"),
@@ -361,6 +363,16 @@ class Trainer:
             "model": str(exported) if exported is not None else None,
             "resumed_from": resumed_from,
         }
+
+    def _save_normalizer(self, model_dir: Path) -> None:
+        """Beside an exported model, `normalizer.json` with the train split's statistics of the loss's
+        input/target fields when the data normalises them (what the neural-operator solvers undo)."""
+        stats = getattr(self.train_data, "stats", None)
+        loss = self.config.loss
+        if isinstance(stats, Mapping) and (loss.input in stats or loss.target in stats):
+            from ..solvers.neural_operator import save_normalizer
+
+            save_normalizer(model_dir, self.train_data, loss.input, loss.target)
 
     # ----------------------------------------------------------------------------- checkpoints
     def save_checkpoint(self) -> Path | None:

@@ -1,0 +1,138 @@
+"""Trained neural operators vs classical solvers on held-out Darcy problems: error and time per problem.
+
+    python benchmarks/darcy_operators.py [--num 64] [--threads 1] [--lsm datasets/darcy/lsm_r85]
+                                         [--fno out/train/fno-darcy-cpu/model]
+                                         [--curves out/train/lsm-darcy-cpu out/train/fno-darcy-cpu]
+
+The problems: `--num` samples of our Darcy generator at 85 x 85 (datasets/darcy_r85.toml) with seed 1,
+none of which the models saw (they train and validate on seed 0). The reference u: sciml's batched PCG
+to rtol 1e-8 in float64 (the generator's own solve), checked against scipy's sparse LU on the same
+5-point matrix.
+
+Rows, each with the mean and max relative L2 error against the reference and the wall time per problem:
+- the shipped LSM (and an FNO run directory if given), through `sciml.solve` with all problems batched;
+- sciml PCG (`sciml.linalg.cg`, FFT Poisson preconditioner scaled per sample, batched) at rtol 1e-8 and
+  at the loose tolerances 1e-2 / 1e-3, whose error is comparable to a neural operator's;
+- scipy.sparse.linalg.spsolve (SuperLU), one problem at a time: the peer most users would reach for.
+
+`--curves RUN_DIR ...` also plots the validation relative L2 of those `sciml train` runs against training
+wall time (time-to-accuracy) to benchmarks/darcy_training_curves.png.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+import scipy.sparse.linalg as spla
+import torch
+
+import sciml
+from sciml.data.generators.darcy import DarcyGenerator, face_coefficients, solve_darcy
+from sciml.problems import PDEProblem
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _timing import best_of  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+S = 85  # nodes per axis, boundary included
+
+
+def darcy_matrix(a: np.ndarray) -> sp.csr_matrix:
+    """The generator's 5-point matrix of -div(a grad u) on the (S-2)^2 interior nodes (row-major, axis 0 = x)."""
+    fx, fy = (f.numpy() for f in face_coefficients(torch.from_numpy(a)[None]))
+    fx, fy = fx[0], fy[0]  # (n+1, n), (n, n+1)
+    n, h2 = S - 2, (1.0 / (S - 1)) ** 2
+    idx = np.arange(n * n).reshape(n, n)
+    diag = (fx[:-1] + fx[1:] + fy[:, :-1] + fy[:, 1:]) / h2
+    rows, cols, vals = [idx.ravel()], [idx.ravel()], [diag.ravel()]
+    for (r, c), w in (((idx[:-1], idx[1:]), fx[1:-1]), ((idx[:, :-1], idx[:, 1:]), fy[:, 1:-1])):
+        rows += [r.ravel(), c.ravel()]
+        cols += [c.ravel(), r.ravel()]
+        vals += [-w.ravel() / h2, -w.ravel() / h2]
+    return sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(n * n, n * n))
+
+
+def rel_l2(pred: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
+    """Per-problem relative L2 error `(B,)`."""
+    return (pred - ref).flatten(1).norm(dim=1) / ref.flatten(1).norm(dim=1)
+
+
+def plot_curves(run_dirs: list[str], output: Path) -> None:
+    """Validation loss against training wall time of `sciml train` run directories, one line each."""
+    from matplotlib.figure import Figure
+
+    from sciml.plots import save_figure
+    from sciml.training import read_metrics
+
+    fig = Figure(figsize=(5.5, 3.8), layout="constrained")
+    ax = fig.subplots()
+    for run in map(Path, run_dirs):
+        points = [(r["time"] / 60, r["val_loss"]) for r in read_metrics(run / "metrics.jsonl") if "val_loss" in r]
+        ax.semilogy(*zip(*points), marker="o", markersize=3, label=run.name)
+    ax.set(xlabel="training wall time (min)", ylabel="validation relative L2", title="Darcy 85², 1000 training samples")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend()
+    print(f"wrote {save_figure(fig, output)}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--num", type=int, default=64, help="held-out problems (seed 1)")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--repeat", type=int, default=3, help="timing: best of this many runs")
+    ap.add_argument("--lsm", default=str(ROOT / "datasets" / "darcy" / "lsm_r85"), help="LSM checkpoint directory")
+    ap.add_argument("--fno", default=None, help="an FNO checkpoint directory (optional)")
+    ap.add_argument("--curves", nargs="*", default=[], help="sciml train run directories to plot")
+    args = ap.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    if args.curves:
+        plot_curves(args.curves, ROOT / "benchmarks" / "darcy_training_curves.png")
+
+    a = torch.from_numpy(DarcyGenerator(resolution=S).generate(range(args.num), seed=1)["coeff"])  # (B, S, S) float64
+    ref, result = solve_darcy(a, rtol=1e-8)
+    if not bool(result.converged.all()):
+        raise SystemExit("reference PCG did not converge")
+    print(f"Darcy 85 x 85, {args.num} held-out problems (seed 1), {torch.get_num_threads()} thread(s), "
+          f"torch {torch.__version__}")
+    rows = []
+
+    grid = sciml.Grid(lower=(-1 / (S - 1),) * 2, upper=(1 + 1 / (S - 1),) * 2, points=(S, S), bc="dirichlet")
+    problem = PDEProblem(grid, source=1.0, a=a.float(), exact=ref.float(), dtype=torch.float32)
+    for name, path in (("LSM", args.lsm), ("FNO", args.fno)):
+        if path is None:
+            continue
+        solver = "lsm" if name == "LSM" else "fno"
+        sciml.solve(problem, solver, model=path)  # load once
+        t, sol = best_of(lambda: sciml.solve(problem, solver, model=path), args.repeat)
+        n = sum(p.numel() for p in sciml.models.load(path).parameters())
+        label = Path(path).name if Path(path).name != "model" else Path(path).parent.name  # a run's model/
+        rows.append((f"{name} ({n / 1e6:.1f} M parameters, `{label}`), batched", rel_l2(sol.x.double(), ref), t))
+
+    for rtol in (1e-8, 1e-3, 1e-2):
+        t, (u, res) = best_of(lambda: solve_darcy(a, rtol=rtol), args.repeat)
+        its = int(res.iterations.max())
+        what = " = the reference" if rtol == 1e-8 else ""
+        rows.append((f"sciml PCG, rtol {rtol:g}{what}, batched ({its} iterations)", rel_l2(u, ref), t))
+
+    n = S - 2
+    lu = []
+    t, _ = best_of(lambda: [lu.append(spla.spsolve(darcy_matrix(ai.numpy()), np.ones(n * n))) for ai in a], 1)
+    u = torch.zeros_like(a)
+    u[:, 1:-1, 1:-1] = torch.from_numpy(np.stack(lu[-args.num:])).reshape(-1, n, n)
+    err = rel_l2(u, ref)
+    if float(err.max()) > 1e-6:
+        raise SystemExit(f"scipy's solution differs from the PCG reference by {float(err.max()):.2e}")
+    rows.append(("scipy spsolve (SuperLU), one at a time, matrix assembly included", err, t))
+
+    print("\n| method | mean rel. L2 | max rel. L2 | ms per problem |")
+    print("|---|---|---|---|")
+    for name, e, t in rows:
+        print(f"| {name} | {float(e.mean()):.2e} | {float(e.max()):.2e} | {1e3 * t / args.num:.2f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
