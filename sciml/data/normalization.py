@@ -11,6 +11,13 @@ entry per (dataset class, field, data source, channel axis, exact train indices)
 file's size and modification time: entries are reused only while those match, so regenerating the
 data invalidates them. A stats file that cannot be parsed is ignored and rewritten; one that cannot be
 written (a read-only data folder) only costs a warning and a recomputation next time.
+
+A model trained on normalised fields carries the statistics with it: `normalizer_document(dataset)`
+is the JSON document a trained model's directory holds as `normalizer.json` (`write_normalizer`;
+`sciml train` writes it when it exports a model, the neural-operator solvers read it):
+
+    {"format": "sciml-normalizer", "version": 1, "input": "x", "target": "y",
+     "fields": {"x": {"mean": [...], "std": [...], "channel_axis": null | -3 ...}, "y": {...}}}
 """
 from __future__ import annotations
 
@@ -19,12 +26,14 @@ import json
 import os
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 
 from .._io import atomic_path
 
+NORMALIZER = "normalizer.json"
+NORMALIZER_FORMAT = "sciml-normalizer"
 STATS_SUFFIX = ".stats.json"
 FORMAT = "sciml-normalization-stats"
 VERSION = 1
@@ -127,3 +136,27 @@ def save_entries(stats_path: Path, identity: dict[str, int], data_name: str, ent
                       stacklevel=3)
         return False
     return True
+
+
+def normalizer_document(dataset: Any, input: str = "x", target: str = "y") -> dict[str, Any]:
+    """The `normalizer.json` document (module docstring) of a dataset with `.stats` (a sciml
+    `FieldDataset`): the statistics of the fields `input` and `target` that it normalises (others left out)."""
+    stats = getattr(dataset, "stats", None)
+    if not isinstance(stats, Mapping):
+        raise TypeError(f"expected a sciml dataset with normalisation statistics (.stats), got {type(dataset).__name__}")
+    fields = {}
+    for alias in (input, target):
+        if alias in stats:
+            s = stats[alias]
+            fields[alias] = {"mean": np.asarray(s["mean"], dtype=np.float64).ravel().tolist(),
+                             "std": np.asarray(s["std"], dtype=np.float64).ravel().tolist(),
+                             "channel_axis": s.get("channel_axis")}
+    return {"format": NORMALIZER_FORMAT, "version": 1, "input": input, "target": target, "fields": fields}
+
+
+def write_normalizer(directory: str | os.PathLike, document: Mapping[str, Any]) -> Path:
+    """Write `directory/normalizer.json` atomically; returns its path."""
+    path = Path(directory) / NORMALIZER
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(document, indent=1) + "\n")
+    return path

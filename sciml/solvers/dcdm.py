@@ -36,6 +36,7 @@ from torch import nn
 
 from ..data.generators.dcdm import PressurePoissonOperator
 from ..linalg._common import KrylovSetup, check_tolerances
+from ..linalg.conjugate_directions import conjugate_against, dcdm_residuals
 from ..models.dcdm import DCDMNet, geometry_channel, network_input
 from ..models.registry import load as load_model
 from ..models.registry import unwrap
@@ -122,7 +123,7 @@ def dcdm(A: Any, b: torch.Tensor, model: nn.Module | None, *, x0: torch.Tensor |
         # A direction that is not finite, or orthogonal to r, is replaced by the residual.
         useless = ~torch.isfinite(q).all(-1) | (P.dot(q, r).real.abs() <= 1e-12 * P.norm(q) * r_norm.squeeze(-1))
         q = torch.where(useless.unsqueeze(-1), r, q)
-        q, Aq = _conjugate(q, P.mv(q), dirs, P.dot)
+        q, Aq = conjugate_against(q, P.mv(q), dirs, P.dot)
         qAq = P.dot(q, Aq).real
         ok = (qAq > 0) & (qAq < inf)
         status = torch.where(active & ~ok, torch.where(qAq <= 0, Status.BREAKDOWN, Status.NONFINITE), status)
@@ -132,7 +133,7 @@ def dcdm(A: Any, b: torch.Tensor, model: nn.Module | None, *, x0: torch.Tensor |
             # The residual, A-orthogonalised against the kept directions and q (zero where degenerate):
             # exact line searches along q then s minimise the A-norm error over span{q, s}.
             Ar = P.mv(r)
-            s, As = _conjugate(r, Ar, dirs + steps, P.dot)
+            s, As = conjugate_against(r, Ar, dirs + steps, P.dot)
             sAs = P.dot(s, As).real
             s_ok = ((sAs > 1e-12 * P.dot(r, Ar).real) & (sAs < inf)).unsqueeze(-1)  # not in span{q, dirs}
             steps.append((torch.where(s_ok, s, 0), torch.where(s_ok, As, 0), torch.where(s_ok[..., 0], sAs, 1)))
@@ -152,39 +153,6 @@ def dcdm(A: Any, b: torch.Tensor, model: nn.Module | None, *, x0: torch.Tensor |
         status = torch.where(active & ~go, torch.where(finite, Status.SUCCESS, Status.NONFINITE), status)
         active = active & go
     return P.result(x, status, iterations, history, messages=_MESSAGES)
-
-
-def dcdm_residuals(A: Callable[[torch.Tensor], torch.Tensor], b: torch.Tensor,
-                   direction: Callable[[torch.Tensor], torch.Tensor], steps: int, k: int = 2) -> list[torch.Tensor]:
-    r"""The normalised residuals :math:`r_1/\|r_1\|, \dots` of `steps` DCDM iterations from x = 0 for
-    `b` `(B, 1, *grid)`, with directions `direction(r / ||r||)` A-orthogonalised against the last `k`
-    (no safeguard): the inputs the network meets inside the solver (used to train it, see the loss
-    "dcdm-energy"). `A` maps `(B, 1, *grid)` to the same; returns `steps` tensors shaped like b."""
-    def dot(u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-        return (u * v).sum(1)
-
-    tiny = torch.finfo(b.dtype).tiny
-    r, dirs, out = b.flatten(1), [], []
-    for _ in range(steps):
-        unit = (r / r.norm(dim=1, keepdim=True).clamp_min(tiny)).reshape(b.shape)
-        q = direction(unit)
-        q, Aq = _conjugate(q.flatten(1), A(q).flatten(1), dirs, dot)
-        qAq = dot(q, Aq)
-        ok = (qAq > 0) & torch.isfinite(qAq)
-        alpha = torch.where(ok, dot(q, r) / torch.where(ok, qAq, 1), 0)
-        r = r - alpha.unsqueeze(1) * Aq
-        dirs = (dirs + [(q, Aq, torch.where(ok, qAq, 1))])[-k:] if k else []
-        out.append((r / r.norm(dim=1, keepdim=True).clamp_min(tiny)).reshape(b.shape))
-    return out
-
-
-def _conjugate(q: torch.Tensor, Aq: torch.Tensor, dirs: list, dot: Any) -> tuple[torch.Tensor, torch.Tensor]:
-    """q (and A q) A-orthogonalised against the stored directions `(d, A d, d^T A d)` (classical Gram-Schmidt
-    in the A inner product: the coefficients all use the incoming q)."""
-    coefs = [(dot(q, Ad).real / dAd).unsqueeze(-1) for d, Ad, dAd in dirs]
-    for c, (d, Ad, _) in zip(coefs, dirs):
-        q, Aq = q - c * d, Aq - c * Ad
-    return q, Aq
 
 
 @register

@@ -10,15 +10,10 @@ set `name` (and may check the model type in `check_model` or build inputs differ
 autoregressive; see `PoseidonSolver`).
 
 Normalisation. sciml's datasets normalise a field as `(value - mean) / std` with statistics of the
-train split (`sciml.data.normalization`, cached in `<data>.stats.json`, exposed as `dataset.stats`);
-the trainer does not store them with the model. `save_normalizer(model_dir, dataset)` writes them
-next to the weights as `normalizer.json`:
-
-    {"format": "sciml-normalizer", "version": 1, "input": "x", "target": "y",
-     "fields": {"x": {"mean": [...], "std": [...], "channel_axis": null | -3 ...}, "y": {...}}}
-
-(`sciml train` does it when it exports the model; `export_normalizer(CONFIG)` or `sciml normalizer CONFIG
-[MODEL_DIR]` does it again for an existing run), and the solver (option `normalizer = "auto"`, the default) reads it when
+train split (`sciml.data.normalization`, cached in `<data>.stats.json`, exposed as `dataset.stats`).
+`sciml train` writes them next to the exported weights as `normalizer.json` (the document of
+`sciml.data.normalization`; `save_normalizer(model_dir, dataset)` writes one by hand,
+`export_normalizer(CONFIG)` or `sciml normalizer CONFIG [MODEL_DIR]` again for an existing run), and the solver (option `normalizer = "auto"`, the default) reads it when
 the model is given as a directory.
 The input alias's statistics are applied to the stacked input before the model, the target alias's
 (if the target was normalised) are undone on the output. With one value per field (`channel_axis` null)
@@ -45,72 +40,28 @@ from typing import Any, ClassVar, Mapping
 import torch
 from torch import nn
 
-from .._io import atomic_path
+from ..data.normalization import NORMALIZER, NORMALIZER_FORMAT, write_normalizer
+from ..data.normalization import normalizer_document as normalizer_from_dataset
 from ..models.fno import FNO2d, NeuralopFNO
 from ..models.lsm import LSM, rollout
 from ..models.registry import load as load_model
 from ..models.registry import unwrap
+from ..training.trainer import export_normalizer
 from ..pde.discretize import evaluate
 from ..problems import PDEProblem
 from ..solution import Solution
 from ..status import Status
 from .base import Solver, SolverOptionError, register
 
-NORMALIZER = "normalizer.json"
-FORMAT = "sciml-normalizer"
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 FIELDS = ("source", "a", "c", "boundary", "exact")  # PDEProblem fields that can be model inputs
 
 
 # ------------------------------------------------------------------------------ normalisation
-def normalizer_from_dataset(dataset: Any, input: str = "x", target: str = "y") -> dict[str, Any]:
-    """The normaliser document (see the module docstring) of a sciml `FieldDataset` (its `.stats`).
-
-    Fields that the dataset does not normalise are left out (the solver then passes them unchanged).
-    """
-    stats = getattr(dataset, "stats", None)
-    if not isinstance(stats, Mapping):
-        raise TypeError(f"expected a sciml dataset with normalisation statistics (.stats), got {type(dataset).__name__}")
-    fields = {}
-    for alias in (input, target):
-        if alias in stats:
-            s = stats[alias]
-            fields[alias] = {"mean": torch.as_tensor(s["mean"]).flatten().tolist(),
-                             "std": torch.as_tensor(s["std"]).flatten().tolist(), "channel_axis": s.get("channel_axis")}
-    return {"format": FORMAT, "version": 1, "input": input, "target": target, "fields": fields}
-
-
 def save_normalizer(directory: str | os.PathLike, normalizer: Any, input: str = "x", target: str = "y") -> Path:
-    """Write `directory/normalizer.json` (atomically) from a normaliser document or a dataset with `.stats`.
-
-    Call it after training with the train dataset, e.g. `save_normalizer(run_dir / "model", trainer.train_data)`.
-    """
+    """Write `directory/normalizer.json` (atomically) from a normaliser document or a dataset with `.stats`."""
     doc = normalizer if isinstance(normalizer, Mapping) else normalizer_from_dataset(normalizer, input, target)
-    doc = check_normalizer(doc, "normalizer")
-    path = Path(directory) / NORMALIZER
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(doc, indent=1) + "\n")
-    return path
-
-
-def export_normalizer(config: str | os.PathLike, model_dir: str | os.PathLike | None = None) -> Path:
-    """Write `normalizer.json` for a model trained by `sciml train CONFIG`: the train split's statistics of
-    the config's [loss] input/target fields (read from the data's cached `.stats.json`, else computed),
-    into `model_dir` (default: the run's exported model, `[train] run_dir` or `out/train/<name>`, + "/model").
-
-    Command line: `sciml normalizer CONFIG [MODEL_DIR]`.
-    """
-    from ..data import build_dataset
-    from ..training.config import load_config
-
-    cfg = load_config(config)
-    if cfg.data.spec is None:
-        raise ValueError(f"{config}: the config has no [data] table")
-    base = cfg.file.parent if cfg.file is not None else Path.cwd()
-    dataset = build_dataset(cfg.data.spec, split="train", base_dir=base)
-    if model_dir is None:
-        model_dir = Path(cfg.run_dir if cfg.run_dir is not None else Path("out") / "train" / cfg.name) / "model"
-    return save_normalizer(model_dir, dataset, cfg.loss.input, cfg.loss.target)
+    return write_normalizer(directory, check_normalizer(doc, "normalizer"))
 
 
 def check_normalizer(doc: Any, where: str) -> dict[str, Any]:
@@ -118,7 +69,7 @@ def check_normalizer(doc: Any, where: str) -> dict[str, Any]:
     if not isinstance(doc, Mapping) or not isinstance(doc.get("fields"), Mapping):
         raise SolverOptionError(f"{where}: expected a normaliser document {{\"input\": ..., \"target\": ..., "
                                 f"\"fields\": {{alias: {{\"mean\": [...], \"std\": [...]}}}}}}, got {doc!r:.200}")
-    doc = {"format": FORMAT, "version": 1, "input": "x", "target": "y", **doc}
+    doc = {"format": NORMALIZER_FORMAT, "version": 1, "input": "x", "target": "y", **doc}
     for alias, s in doc["fields"].items():
         ok = isinstance(s, Mapping) and all(isinstance(s.get(k), (list, tuple, int, float)) for k in ("mean", "std"))
         if ok:

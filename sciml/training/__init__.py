@@ -14,10 +14,10 @@ from .losses import LOSSES, METRICS, make_loss, make_metric, register_loss, regi
 from .metrics import plot_metrics, read_metrics
 from .sampling import StreamSampler, seed_everything
 from .schedules import build_optimizer, build_scheduler, lr_factor
-from .trainer import Trainer, as_config, train
+from .trainer import Trainer, as_config, export_normalizer, train
 
 __all__ = ["DataConfig", "EMA", "EMAConfig", "EvalConfig", "LOSSES", "LossConfig", "METRICS", "ModelConfig",
-           "OptimizerConfig", "ScheduleConfig", "StreamSampler", "TrainConfig", "Trainer", "as_config",
+           "OptimizerConfig", "ScheduleConfig", "StreamSampler", "TrainConfig", "Trainer", "as_config", "export_normalizer",
            "build_optimizer", "build_scheduler", "find_checkpoint", "load_config", "lr_factor", "make_loss",
            "make_metric", "parse_config", "plot_metrics", "read_metrics", "read_state", "register_loss",
            "register_metric", "seed_everything", "train", "write_checkpoint"]

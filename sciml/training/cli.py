@@ -61,7 +61,7 @@ def _cmd_plot(args: argparse.Namespace) -> int:
 
 
 def _cmd_normalizer(args: argparse.Namespace) -> int:
-    from ..solvers.neural_operator import export_normalizer
+    from .trainer import export_normalizer
 
     try:
         print(export_normalizer(args.config, args.model_dir))

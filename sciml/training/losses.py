@@ -196,7 +196,7 @@ def _dcdm_terms(model: nn.Module, batch: Any, b: str, fluid: str, diag: str, unr
     from ..data.generators.dcdm import pressure_apply
     from ..models.dcdm import geometry_channel, network_input
     from ..models.registry import unwrap
-    from ..solvers.dcdm import dcdm_residuals
+    from ..linalg.conjugate_directions import dcdm_residuals
 
     rhs, mask, dg = batch[b], batch[fluid], batch[diag]
     dim = rhs.ndim - 2

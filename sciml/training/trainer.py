@@ -19,6 +19,7 @@ from torch.utils.data import DataLoader, Dataset, Subset
 
 from .. import models
 from .._io import atomic_path
+from ..data.normalization import normalizer_document, write_normalizer
 from ..models import registry
 from . import distributed
 from .checkpoint import CHECKPOINT, find_checkpoint, read_state, remove_stale, write_checkpoint
@@ -370,9 +371,7 @@ class Trainer:
         stats = getattr(self.train_data, "stats", None)
         loss = self.config.loss
         if isinstance(stats, Mapping) and (loss.input in stats or loss.target in stats):
-            from ..solvers.neural_operator import save_normalizer
-
-            save_normalizer(model_dir, self.train_data, loss.input, loss.target)
+            write_normalizer(model_dir, normalizer_document(self.train_data, loss.input, loss.target))
 
     # ----------------------------------------------------------------------------- checkpoints
     def save_checkpoint(self) -> Path | None:
@@ -507,3 +506,21 @@ def train(config: Any, run_dir: str | os.PathLike | None = None, resume: bool = 
 
 
 __all__ = ["Trainer", "as_config", "train"]
+
+
+def export_normalizer(config: str | os.PathLike, model_dir: str | os.PathLike | None = None) -> Path:
+    """Write `normalizer.json` for a model trained by `sciml train CONFIG` (which writes it itself since it
+    exports models with one): the train split's statistics of the [loss] input/target fields (from the
+    data's cached `.stats.json`, else computed) into `model_dir` (default: the run's exported model,
+    `[train] run_dir` or `out/train/<name>`, + "/model"). Command line: `sciml normalizer CONFIG [MODEL_DIR]`.
+    """
+    from ..data import build_dataset
+
+    cfg = load_config(config)
+    if cfg.data.spec is None:
+        raise ValueError(f"{config}: the config has no [data] table")
+    base = cfg.file.parent if cfg.file is not None else Path.cwd()
+    dataset = build_dataset(cfg.data.spec, split="train", base_dir=base)
+    if model_dir is None:
+        model_dir = Path(cfg.run_dir if cfg.run_dir is not None else Path("out") / "train" / cfg.name) / "model"
+    return write_normalizer(model_dir, normalizer_document(dataset, cfg.loss.input, cfg.loss.target))
