@@ -9,7 +9,9 @@ Measures, against peers in the same process:
 4. the fast Poisson solve (DST-I) at 2048² vs a plain torch.fft round trip of the same length;
 5. DCDM with the shipped 3-D network on a held-out 128³ pressure scene (the scene of
    `benchmarks/dcdm_vs_cg.py --dim 3 --sizes 128`), network in float32 and bfloat16, against CG,
-   Jacobi-PCG and FFT-PCG on the same device (pyamg-PCG and IC-PCG on the CPU: `dcdm_vs_cg.py`).
+   Jacobi-PCG and FFT-PCG on the same device (pyamg-PCG and IC-PCG on the CPU: `dcdm_vs_cg.py`);
+6. the shipped Darcy LSM (`datasets/darcy/lsm_r85`) on a batch of held-out 85² problems against batched
+   PCG on the same device (the CPU table: `benchmarks/darcy_operators.py`): time per problem and error.
 Every row prints iterations and true relative residuals. Results go to stdout and, with --out DIR,
 to DIR/gpu_suite.json and DIR/gpu_suite.md.
 
@@ -166,6 +168,30 @@ def dcdm_scene(n: int, dev: str) -> None:
         record("dcdm", n=n, solver=name, time_s=t, iterations=int(sol.iterations), rel_residual=res)
 
 
+def darcy_operators(num: int, dev: str) -> None:
+    """Time per problem of the shipped LSM and of batched PCG on `num` held-out Darcy problems (seed 1)."""
+    import sciml
+    from sciml.data.generators.darcy import DarcyGenerator, solve_darcy
+    from sciml.problems import PDEProblem
+
+    a = torch.from_numpy(DarcyGenerator(resolution=85).generate(range(num), seed=1)["coeff"]).to(dev)
+    ref, _ = solve_darcy(a, rtol=1e-8)
+    grid = sciml.Grid(lower=(-1 / 84,) * 2, upper=(1 + 1 / 84,) * 2, points=(85, 85), bc="dirichlet")
+    problem = PDEProblem(grid, source=1.0, a=a.float(), dtype=torch.float32)
+    model = sciml.models.load(Path(__file__).resolve().parents[1] / "datasets" / "darcy" / "lsm_r85").to(dev)
+    norm = Path(__file__).resolve().parents[1] / "datasets" / "darcy" / "lsm_r85" / "normalizer.json"
+
+    def err(u: torch.Tensor) -> float:
+        return float(((u.double() - ref).flatten(1).norm(dim=1) / ref.flatten(1).norm(dim=1)).mean())
+
+    t, sol = timed(lambda: sciml.solve(problem, "lsm", model=model, normalizer=str(norm), batch_size=64), dev)
+    record("darcy", num=num, method="LSM float32", ms_per_problem=1e3 * t / num, rel_l2=err(sol.x))
+    for rtol in (1e-2, 1e-8):
+        t, (u, res) = timed(lambda: solve_darcy(a, rtol=rtol), dev)
+        record("darcy", num=num, method=f"PCG rtol {rtol:g}", ms_per_problem=1e3 * t / num, rel_l2=err(u),
+               iterations=int(res.iterations.max()))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--device", default="cuda")
@@ -187,6 +213,7 @@ def main() -> None:
     check_every_sweep(small, batch, dev, 1e-6)
     fast_poisson(64 if args.quick else 2048, dev)
     dcdm_scene(16 if args.quick else 128, dev)
+    darcy_operators(8 if args.quick else 512, dev)
     if args.out:
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
