@@ -2,7 +2,7 @@
 
     python benchmarks/darcy_operators.py [--num 64] [--threads 1] [--lsm datasets/darcy/lsm_r85]
                                          [--fno out/train/fno-darcy-cpu/model]
-                                         [--curves out/train/lsm-darcy-cpu out/train/fno-darcy-cpu]
+                                         [--curves RUN[,RUN] ...]
 
 The problems: `--num` samples of our Darcy generator at 85 x 85 (datasets/darcy_r85.toml) with seed 1,
 none of which the models saw (they train and validate on seed 0). The reference u: sciml's batched PCG
@@ -15,8 +15,9 @@ Rows, each with the mean and max relative L2 error against the reference and the
   at the loose tolerances 1e-2 / 1e-3, whose error is comparable to a neural operator's;
 - scipy.sparse.linalg.spsolve (SuperLU), one problem at a time: the peer most users would reach for.
 
-`--curves RUN_DIR ...` also plots the validation relative L2 of those `sciml train` runs against training
-wall time (time-to-accuracy) to benchmarks/darcy_training_curves.png.
+`--curves RUN ...` also plots the validation relative L2 of those `sciml train` runs against training wall
+time (time-to-accuracy) to benchmarks/darcy_training_curves.png; `RUN1,RUN2` is one line for a run RUN2
+that continued from RUN1's weights.
 """
 from __future__ import annotations
 
@@ -60,8 +61,9 @@ def rel_l2(pred: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
     return (pred - ref).flatten(1).norm(dim=1) / ref.flatten(1).norm(dim=1)
 
 
-def plot_curves(run_dirs: list[str], output: Path) -> None:
-    """Validation loss against training wall time of `sciml train` run directories, one line each."""
+def plot_curves(chains: list[str], output: Path) -> None:
+    """Validation loss against training wall time, one line per chain "RUN[,RUN...]" of `sciml train` run
+    directories (each later run continuing from the one before: its times follow the previous run's end)."""
     from matplotlib.figure import Figure
 
     from sciml.plots import save_figure
@@ -69,9 +71,14 @@ def plot_curves(run_dirs: list[str], output: Path) -> None:
 
     fig = Figure(figsize=(5.5, 3.8), layout="constrained")
     ax = fig.subplots()
-    for run in map(Path, run_dirs):
-        points = [(r["time"] / 60, r["val_loss"]) for r in read_metrics(run / "metrics.jsonl") if "val_loss" in r]
-        ax.semilogy(*zip(*points), marker="o", markersize=3, label=run.name)
+    for chain in chains:
+        runs, points, offset = [Path(r) for r in chain.split(",")], [], 0.0
+        for run in runs:
+            records = read_metrics(run / "metrics.jsonl")
+            points += [((offset + r["time"]) / 60, r["val_loss"]) for r in records if "val_loss" in r]
+            offset += records[-1]["time"]
+        label = runs[0].name + (f" + {len(runs) - 1} more stage(s)" if len(runs) > 1 else "")
+        ax.semilogy(*zip(*points), marker="o", markersize=3, label=label)
     ax.set(xlabel="training wall time (min)", ylabel="validation relative L2", title="Darcy 85², 1000 training samples")
     ax.grid(alpha=0.3, which="both")
     ax.legend()
@@ -85,7 +92,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeat", type=int, default=3, help="timing: best of this many runs")
     ap.add_argument("--lsm", default=str(ROOT / "datasets" / "darcy" / "lsm_r85"), help="LSM checkpoint directory")
     ap.add_argument("--fno", default=None, help="an FNO checkpoint directory (optional)")
-    ap.add_argument("--curves", nargs="*", default=[], help="sciml train run directories to plot")
+    ap.add_argument("--curves", nargs="*", default=[], metavar="RUN[,RUN]",
+                    help="sciml train run directories to plot; RUN1,RUN2: RUN2 continued RUN1")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     if args.curves:
