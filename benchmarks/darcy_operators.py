@@ -31,8 +31,9 @@ import scipy.sparse.linalg as spla
 import torch
 
 import sciml
-from sciml.data.generators.darcy import DarcyGenerator, face_coefficients, solve_darcy
+from sciml.data.generators.darcy import DarcyGenerator, face_coefficients, node_grid, solve_darcy
 from sciml.problems import PDEProblem
+from sciml.solvers import make_solver
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _timing import best_of  # noqa: E402
@@ -107,15 +108,13 @@ def main(argv: list[str] | None = None) -> int:
           f"torch {torch.__version__}")
     rows = []
 
-    grid = sciml.Grid(lower=(-1 / (S - 1),) * 2, upper=(1 + 1 / (S - 1),) * 2, points=(S, S), bc="dirichlet")
-    problem = PDEProblem(grid, source=1.0, a=a.float(), exact=ref.float(), dtype=torch.float32)
+    problem = PDEProblem(node_grid(S), source=1.0, a=a.float(), exact=ref.float(), dtype=torch.float32)
     for name, path in (("LSM", args.lsm), ("FNO", args.fno)):
         if path is None:
             continue
-        solver = "lsm" if name == "LSM" else "fno"
-        sciml.solve(problem, solver, model=path)  # load once
-        t, sol = best_of(lambda: sciml.solve(problem, solver, model=path), args.repeat)
-        n = sum(p.numel() for p in sciml.models.load(path).parameters())
+        solver = make_solver("lsm" if name == "LSM" else "fno", model=path)
+        n = sum(p.numel() for p in solver.network().parameters())  # loads the model once, outside the timing
+        t, sol = best_of(lambda: sciml.solve(problem, solver), args.repeat)
         label = Path(path).name if Path(path).name != "model" else Path(path).parent.name  # a run's model/
         rows.append((f"{name} ({n / 1e6:.1f} M parameters, `{label}`), batched", rel_l2(sol.x.double(), ref), t))
 
@@ -126,10 +125,9 @@ def main(argv: list[str] | None = None) -> int:
         rows.append((f"sciml PCG, rtol {rtol:g}{what}, batched ({its} iterations)", rel_l2(u, ref), t))
 
     n = S - 2
-    lu = []
-    t, _ = best_of(lambda: [lu.append(spla.spsolve(darcy_matrix(ai.numpy()), np.ones(n * n))) for ai in a], 1)
+    t, lu = best_of(lambda: [spla.spsolve(darcy_matrix(ai.numpy()), np.ones(n * n)) for ai in a], 1)
     u = torch.zeros_like(a)
-    u[:, 1:-1, 1:-1] = torch.from_numpy(np.stack(lu[-args.num:])).reshape(-1, n, n)
+    u[:, 1:-1, 1:-1] = torch.from_numpy(np.stack(lu)).reshape(-1, n, n)
     err = rel_l2(u, ref)
     if float(err.max()) > 1e-6:
         raise SystemExit(f"scipy's solution differs from the PCG reference by {float(err.max()):.2e}")

@@ -171,20 +171,21 @@ def dcdm_scene(n: int, dev: str) -> None:
 def darcy_operators(num: int, dev: str) -> None:
     """Time per problem of the shipped LSM and of batched PCG on `num` held-out Darcy problems (seed 1)."""
     import sciml
-    from sciml.data.generators.darcy import DarcyGenerator, solve_darcy
+    from sciml.data.generators.darcy import DarcyGenerator, node_grid, solve_darcy
     from sciml.problems import PDEProblem
+    from sciml.solvers import make_solver
 
     a = torch.from_numpy(DarcyGenerator(resolution=85).generate(range(num), seed=1)["coeff"]).to(dev)
     ref, _ = solve_darcy(a, rtol=1e-8)
-    grid = sciml.Grid(lower=(-1 / 84,) * 2, upper=(1 + 1 / 84,) * 2, points=(85, 85), bc="dirichlet")
-    problem = PDEProblem(grid, source=1.0, a=a.float(), dtype=torch.float32)
-    model = sciml.models.load(Path(__file__).resolve().parents[1] / "datasets" / "darcy" / "lsm_r85").to(dev)
-    norm = Path(__file__).resolve().parents[1] / "datasets" / "darcy" / "lsm_r85" / "normalizer.json"
+    problem = PDEProblem(node_grid(85), source=1.0, a=a.float(), dtype=torch.float32)
+    lsm = make_solver("lsm", model=str(Path(__file__).resolve().parents[1] / "datasets" / "darcy" / "lsm_r85"),
+                      device=dev, batch_size=64)
+    lsm.network()  # load once, outside the timing
 
     def err(u: torch.Tensor) -> float:
         return float(((u.double() - ref).flatten(1).norm(dim=1) / ref.flatten(1).norm(dim=1)).mean())
 
-    t, sol = timed(lambda: sciml.solve(problem, "lsm", model=model, normalizer=str(norm), batch_size=64), dev)
+    t, sol = timed(lambda: sciml.solve(problem, lsm), dev)
     record("darcy", num=num, method="LSM float32", ms_per_problem=1e3 * t / num, rel_l2=err(sol.x))
     for rtol in (1e-2, 1e-8):
         t, (u, res) = timed(lambda: solve_darcy(a, rtol=rtol), dev)

@@ -10,7 +10,7 @@ import torch
 
 import sciml
 from sciml.cli import main as cli_main
-from sciml.data.generators.darcy import DarcyGenerator, solve_darcy
+from sciml.data.generators.darcy import DarcyGenerator, node_grid, solve_darcy
 from sciml.models import registry
 from sciml.models.fno import FNO2d, NeuralopFNO, SpectralConv2d, neuralop_available
 from sciml.models.lsm import LSM, NeuralSpectralBlock, crop, pad_to_multiple, patchify, rollout, unpatchify
@@ -321,6 +321,9 @@ def test_training_writes_the_normalizer_beside_the_model_and_the_cli_rewrites_it
     assert load_normalizer(tmp_path / "run" / "model") == written
     assert cli_main(["normalizer", str(tmp_path / "missing.toml")]) == 2
     assert "missing.toml" in capsys.readouterr().err
+    (tmp_path / "raw.toml").write_text((tmp_path / "c.toml").read_text().replace('normalize = ["x"]\n', ""))
+    assert cli_main(["normalizer", str(tmp_path / "raw.toml"), str(tmp_path / "raw")]) == 2
+    assert "data.normalize" in capsys.readouterr().err and not (tmp_path / "raw").exists()
 
 
 def test_export_normalizer_from_a_training_config(tmp_path):
@@ -339,8 +342,9 @@ def test_shipped_darcy_lsm_predicts_unseen_problems():
     """datasets/darcy/lsm_r85 on 8 fresh generator samples (seed 2; it trained on seed 0) against PCG."""
     a = torch.from_numpy(DarcyGenerator(resolution=85).generate(range(8), seed=2)["coeff"])
     u, _ = solve_darcy(a, rtol=1e-8)
-    grid = Grid(lower=(-1 / 84,) * 2, upper=(1 + 1 / 84,) * 2, points=(85, 85))
-    sol = sciml.solve(PDEProblem(grid, a=a.float(), source=1.0, dtype=torch.float32), "lsm", model=str(SHIPPED_DARCY))
+    for d in (0, 1):  # the grid's unknowns are the generator's nodes i/84, boundary included
+        np.testing.assert_allclose(node_grid(85).nodes(d).numpy(), np.arange(85) / 84, atol=1e-12)
+    sol = sciml.solve(PDEProblem(node_grid(85), a=a.float(), source=1.0, dtype=torch.float32), "lsm", model=str(SHIPPED_DARCY))
     err = (sol.x.double() - u).flatten(1).norm(dim=1) / u.flatten(1).norm(dim=1)
     assert sol.x.shape == (8, 85, 85) and sol.converged
     # measured: mean 0.0117, max 0.0149 (validation split 0.0121); the mean solution of these 8: 0.214

@@ -138,6 +138,12 @@ def save_entries(stats_path: Path, identity: dict[str, int], data_name: str, ent
     return True
 
 
+def normalises(dataset: Any, *aliases: str) -> bool:
+    """Whether `dataset` (a sciml `FieldDataset`, with `.stats`) normalises any of the fields `aliases`."""
+    stats = getattr(dataset, "stats", None)
+    return isinstance(stats, Mapping) and any(alias in stats for alias in aliases)
+
+
 def normalizer_document(dataset: Any, input: str = "x", target: str = "y") -> dict[str, Any]:
     """The `normalizer.json` document (module docstring) of a dataset with `.stats` (a sciml
     `FieldDataset`): the statistics of the fields `input` and `target` that it normalises (others left out)."""

@@ -13,8 +13,8 @@ Normalisation. sciml's datasets normalise a field as `(value - mean) / std` with
 train split (`sciml.data.normalization`, cached in `<data>.stats.json`, exposed as `dataset.stats`).
 `sciml train` writes them next to the exported weights as `normalizer.json` (the document of
 `sciml.data.normalization`; `save_normalizer(model_dir, dataset)` writes one by hand,
-`export_normalizer(CONFIG)` or `sciml normalizer CONFIG [MODEL_DIR]` again for an existing run), and the solver (option `normalizer = "auto"`, the default) reads it when
-the model is given as a directory.
+`export_normalizer(CONFIG)` or `sciml normalizer CONFIG [MODEL_DIR]` again for an existing run), and
+the solver (option `normalizer = "auto"`, the default) reads it when the model is given as a directory.
 The input alias's statistics are applied to the stacked input before the model, the target alias's
 (if the target was normalised) are undone on the output. With one value per field (`channel_axis` null)
 the scalar applies to every channel; with one value per channel the item must have been channels-first.

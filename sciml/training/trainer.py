@@ -19,7 +19,7 @@ from torch.utils.data import DataLoader, Dataset, Subset
 
 from .. import models
 from .._io import atomic_path
-from ..data.normalization import normalizer_document, write_normalizer
+from ..data.normalization import normalises, normalizer_document, write_normalizer
 from ..models import registry
 from . import distributed
 from .checkpoint import CHECKPOINT, find_checkpoint, read_state, remove_stale, write_checkpoint
@@ -368,9 +368,8 @@ class Trainer:
     def _save_normalizer(self, model_dir: Path) -> None:
         """Beside an exported model, `normalizer.json` with the train split's statistics of the loss's
         input/target fields when the data normalises them (what the neural-operator solvers undo)."""
-        stats = getattr(self.train_data, "stats", None)
         loss = self.config.loss
-        if isinstance(stats, Mapping) and (loss.input in stats or loss.target in stats):
+        if normalises(self.train_data, loss.input, loss.target):
             write_normalizer(model_dir, normalizer_document(self.train_data, loss.input, loss.target))
 
     # ----------------------------------------------------------------------------- checkpoints
@@ -479,6 +478,11 @@ def _batch_len(batch: Any) -> int:
     return 0
 
 
+def default_run_dir(cfg: TrainConfig) -> Path:
+    """Where `sciml train` puts a run: `[train] run_dir`, else out/train/<config name>."""
+    return Path(cfg.run_dir) if cfg.run_dir is not None else Path("out") / "train" / cfg.name
+
+
 def train(config: Any, run_dir: str | os.PathLike | None = None, resume: bool = False, *,
           device: str | None = None, progress: bool | None = None, **trainer_kwargs: Any) -> dict[str, Any]:
     """Train from a config (path, dict or TrainConfig) into `run_dir` (default: [train] run_dir, else
@@ -491,8 +495,8 @@ def train(config: Any, run_dir: str | os.PathLike | None = None, resume: bool = 
     cfg = as_config(config)
     if device is not None:
         cfg = dataclasses.replace(cfg, device=device)
-    if run_dir is None and cfg.run_dir is None:
-        run_dir = Path("out") / "train" / cfg.name
+    if run_dir is None:
+        run_dir = default_run_dir(cfg)
     if cfg.cpu_threads is not None:
         torch.set_num_threads(cfg.cpu_threads)
     use_cuda = cfg.device == "cuda" or (cfg.device == "auto" and torch.cuda.is_available())
@@ -505,12 +509,9 @@ def train(config: Any, run_dir: str | os.PathLike | None = None, resume: bool = 
             torch.distributed.destroy_process_group()
 
 
-__all__ = ["Trainer", "as_config", "train"]
-
-
 def export_normalizer(config: str | os.PathLike, model_dir: str | os.PathLike | None = None) -> Path:
-    """Write `normalizer.json` for a model trained by `sciml train CONFIG` (which writes it itself since it
-    exports models with one): the train split's statistics of the [loss] input/target fields (from the
+    """Write `normalizer.json` again for a model trained by `sciml train CONFIG` (which writes it when it
+    exports the model): the train split's statistics of the [loss] input/target fields (from the
     data's cached `.stats.json`, else computed) into `model_dir` (default: the run's exported model,
     `[train] run_dir` or `out/train/<name>`, + "/model"). Command line: `sciml normalizer CONFIG [MODEL_DIR]`.
     """
@@ -521,6 +522,12 @@ def export_normalizer(config: str | os.PathLike, model_dir: str | os.PathLike | 
         raise ValueError(f"{config}: the config has no [data] table")
     base = cfg.file.parent if cfg.file is not None else Path.cwd()
     dataset = build_dataset(cfg.data.spec, split="train", base_dir=base)
+    if not normalises(dataset, cfg.loss.input, cfg.loss.target):
+        raise ValueError(f"{config}: data.normalize: the training data normalises neither {cfg.loss.input!r} nor "
+                         f"{cfg.loss.target!r}, so there is no normalizer.json to write")
     if model_dir is None:
-        model_dir = Path(cfg.run_dir if cfg.run_dir is not None else Path("out") / "train" / cfg.name) / "model"
+        model_dir = default_run_dir(cfg) / "model"
     return write_normalizer(model_dir, normalizer_document(dataset, cfg.loss.input, cfg.loss.target))
+
+
+__all__ = ["Trainer", "as_config", "default_run_dir", "export_normalizer", "train"]

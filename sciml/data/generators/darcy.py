@@ -25,7 +25,7 @@ from ...linalg import cg
 from ...operators import LinearOperator
 from ...operators.fourier import laplacian_inverse
 from ...operators.stencil import diffusion_apply
-from ...pde import Expression
+from ...pde import Expression, Grid
 from .base import FieldSpec, GenerationError, Generator, Option, choice, integer, number, register_generator, sample_generator
 from .grf import neumann_grf
 
@@ -76,6 +76,14 @@ class ScaledPoissonInverse(LinearOperator):
 
     def apply(self, x: torch.Tensor) -> torch.Tensor:
         return self.inverse.apply(x) * self.scale
+
+
+def node_grid(resolution: int) -> Grid:
+    """The 2-D `Grid` whose unknowns sit on the generator's `resolution`² nodes x_i = i/(resolution-1),
+    boundary included (Dirichlet unknowns lie at lower + (i+1) h, so lower = -h, upper = 1 + h): the grid
+    of a `PDEProblem` carrying stored `coeff`/`sol` fields, e.g. for the `lsm`/`fno` solvers."""
+    h = 1.0 / (resolution - 1)
+    return Grid(lower=(-h, -h), upper=(1.0 + h, 1.0 + h), points=(resolution, resolution), bc="dirichlet")
 
 
 def solve_darcy(a: torch.Tensor, source: float | str = 1.0, *, rtol: float = 1e-8, maxiter: int | None = None,
