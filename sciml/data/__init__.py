@@ -9,10 +9,10 @@ from .base import DataError, FieldDataset
 from .hdf5 import HDF5Dataset
 from .netcdf import NetCDFDataset
 from .radar import RadarTargets, extended_targets
-from .readers import MatDataset, PDEBenchDataset, PoseidonDataset
+from .readers import GeoFNODataset, MatDataset, PDEBenchDataset, PoseidonDataset
 from .splits import split_indices
 from .windows import TimeWindows
 
-__all__ = ["DATASET_KINDS", "DataError", "FieldDataset", "HDF5Dataset", "MatDataset", "NetCDFDataset",
+__all__ = ["DATASET_KINDS", "DataError", "FieldDataset", "GeoFNODataset", "HDF5Dataset", "MatDataset", "NetCDFDataset",
            "PDEBenchDataset", "PoseidonDataset", "RadarTargets", "RandomRegression", "TimeWindows", "build_dataset",
            "extended_targets", "register_dataset", "split_indices"]

@@ -109,24 +109,45 @@ def make_metric(name: str, training_loss: LossFn, input: str = "x", target: str 
     raise ValueError(f"unknown metric {name!r}; known: {', '.join(sorted(metric_names()))}")
 
 
+def matched(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """`pred` in the shape of `target` when they differ only by unit axes (a `(B, 1, H, W)` prediction of
+    `(B, H, W)` items), so a loss never broadcasts one sample against another; ValueError otherwise."""
+    if pred.shape == target.shape:
+        return pred
+    if pred.numel() == target.numel() and [s for s in pred.shape if s != 1] == [s for s in target.shape if s != 1]:
+        return pred.reshape(target.shape)
+    raise ValueError(f"loss: the prediction has shape {tuple(pred.shape)} but the target {tuple(target.shape)}; "
+                     "check the model's out_channels and the data's target field")
+
+
 @register_loss("mse")
 def mse(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Mean squared error over all elements."""
-    return F.mse_loss(pred, target)
+    return F.mse_loss(matched(pred, target), target)
 
 
 @register_loss("l1")
 def l1(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Mean absolute error over all elements."""
-    return F.l1_loss(pred, target)
+    return F.l1_loss(matched(pred, target), target)
 
 
 @register_loss("relative-l2")
 def relative_l2(pred: torch.Tensor, target: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
     """Mean over the batch (first axis) of ‖pred_i − target_i‖₂ / max(‖target_i‖₂, eps)."""
     n = target.shape[0] if target.ndim else 1
-    diff = (pred - target).reshape(n, -1).norm(dim=1)
+    diff = (matched(pred, target) - target).reshape(n, -1).norm(dim=1)
     return (diff / target.reshape(n, -1).norm(dim=1).clamp_min(eps)).mean()
+
+
+@register_loss("masked-relative-l2", objective=True)
+def masked_relative_l2(model: nn.Module, batch: Any, input: str = "x", target: str = "y",
+                       mask: str = "mask") -> torch.Tensor:
+    """`relative-l2` of the prediction multiplied by `batch[mask]` (1 inside the domain, 0 outside; the
+    LSM / Geo-FNO Elasticity-G setup, where stress outside the holed unit cell is zero by definition)."""
+    pred = model(batch[input])
+    y = batch[target]
+    return relative_l2(matched(pred, y) * batch[mask].reshape(y.shape), y)
 
 
 def _rollout(model: nn.Module, batch: Any, input: str, target: str) -> tuple[torch.Tensor, torch.Tensor]:
