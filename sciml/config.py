@@ -363,7 +363,8 @@ def _field(t: _Table, key: str, grid: Grid, constants: dict, file: Path) -> Any:
 
 
 def _data_file(t: _Table, grid: Grid, file: Path) -> torch.Tensor:
-    """Load an array on the grid's unknowns from .npy, NetCDF (.nc) or HDF5 (.h5/.hdf5)."""
+    """Load an array on the grid's unknowns `(*points)`, or a stack of them `(n, *points)`, from .npy,
+    NetCDF (.nc) or HDF5 (.h5/.hdf5)."""
     rel = t.get("file", (str,), expected="a path relative to the config file")
     variable = t.get("variable", (str,), None, expected="the variable (NetCDF) or dataset (HDF5) name")
     t.finish()
@@ -394,6 +395,7 @@ def _data_file(t: _Table, grid: Grid, file: Path) -> torch.Tensor:
         raise
     except Exception as err:  # noqa: BLE001
         raise t.error("file", f"cannot read {path.name}: {err}") from None
-    if tuple(array.shape) != grid.points:
-        raise t.error("file", f"array in {path.name} has shape {tuple(array.shape)}, expected the grid's points {grid.points}")
+    if tuple(array.shape) != grid.points and tuple(array.shape[1:]) != grid.points:
+        raise t.error("file", f"array in {path.name} has shape {tuple(array.shape)}, expected the grid's points "
+                              f"{grid.points} (or a stack (n, *points), e.g. the last states for a learned rollout)")
     return torch.as_tensor(array, dtype=torch.float64)
