@@ -134,9 +134,13 @@ def test_lsm_solver_rolls_a_one_step_model_out():
     assert one.x.shape == (4, 16, 16) and one.converged
     torch.testing.assert_close(one.x, ref[0].double(), rtol=1e-5, atol=1e-6)
     assert one.info["rel_l2_error"] < 1e-5
-    batch = sciml.solve(PDEProblem(grid, source=history), "lsm", model=model, inputs=["source"], rollout_steps=4)
+    # a batch, with the exact states of each trajectory (B, steps, *grid); the error is the worst trajectory's
+    exact = ref.double() * torch.tensor([1.0, 1.25], dtype=torch.float64).reshape(2, 1, 1, 1)
+    batch = sciml.solve(PDEProblem(grid, source=history, exact=exact), "lsm", model=model, inputs=["source"],
+                        rollout_steps=4)
     assert batch.x.shape == (2, 4, 16, 16)
     torch.testing.assert_close(batch.x, ref.double(), rtol=1e-5, atol=1e-6)
+    assert batch.info["rel_l2_error"] == pytest.approx(0.2, abs=1e-5)  # |x - 1.25 x| / |1.25 x|
     with pytest.raises(ValueError, match="rollout_steps must be an integer >= 1"):
         sciml.solve(PDEProblem(grid, source=history[0]), "lsm", model=model, inputs=["source"], rollout_steps=0)
     with pytest.raises(ValueError, match="inputs must name the one field"):

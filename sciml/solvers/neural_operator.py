@@ -321,7 +321,9 @@ class NeuralOperatorSolver(Solver):
         stats = {"status": status, "iterations": torch.ones_like(status)}
         exact = None
         if problem.exact is not None:
-            e = self.field_values(problem, "exact")
+            rolled = self.rollout_steps is not None and isinstance(problem.exact, torch.Tensor)
+            # a rollout's exact states are a stack like the prediction: (steps, *grid) or (B, steps, *grid)
+            e = problem.exact.to(problem.dtype) if rolled else self.field_values(problem, "exact")
             if e.shape != y.shape:
                 try:
                     e = e.expand_as(y)
