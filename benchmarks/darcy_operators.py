@@ -36,7 +36,7 @@ from sciml.problems import PDEProblem
 from sciml.solvers import make_solver
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _timing import best_of  # noqa: E402
+from _timing import best_of, print_error_table  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 S = 85  # nodes per axis, boundary included
@@ -133,10 +133,7 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"scipy's solution differs from the PCG reference by {float(err.max()):.2e}")
     rows.append(("scipy spsolve (SuperLU), one at a time, matrix assembly included", err, t))
 
-    print("\n| method | mean rel. L2 | max rel. L2 | ms per problem |")
-    print("|---|---|---|---|")
-    for name, e, t in rows:
-        print(f"| {name} | {float(e.mean()):.2e} | {float(e.max()):.2e} | {1e3 * t / args.num:.2f} |")
+    print_error_table(rows, args.num)
     return 0
 
 

@@ -37,7 +37,7 @@ from sciml.problems import PDEProblem
 from sciml.solvers import make_solver
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _timing import best_of  # noqa: E402
+from _timing import best_of, print_error_table  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 N, VISC = 64, 1e-5
@@ -123,10 +123,7 @@ def main(argv: list[str] | None = None) -> int:
         rows.append((f"pseudo-spectral solver, dt = {dt:g}{what}, {round(10 / dt)} steps, batched",
                      rel_l2(pred, ref), t))
 
-    print("\n| method | mean rel. L2 | max rel. L2 | ms per trajectory |")
-    print("|---|---|---|---|")
-    for name, e, t in rows:
-        print(f"| {name} | {float(e.mean()):.2e} | {float(e.max()):.2e} | {1e3 * t / B:.1f} |")
+    print_error_table(rows, B, "trajectory", digits=1)
     return 0
 
 
