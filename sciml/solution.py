@@ -89,8 +89,10 @@ class Solution:
         import xarray as xr
 
         space = self._space_dims()
-        batch = [f"batch_{i}" for i in range(self.x.ndim - len(space))]
-        dims = batch + space
+        batch = [f"batch_{i}" for i in range(self.stats["status"].ndim)]
+        # axes between the batch and the grid: output channels (or a learned rollout's states)
+        channels = [f"channel_{i}" for i in range(self.x.ndim - len(batch) - len(space))]
+        dims = batch + channels + space
         data: dict[str, Any] = {}
         fields = {self.variable: self.x}
         if self.exact is not None:
