@@ -347,7 +347,7 @@ def test_shipped_darcy_lsm_predicts_unseen_problems():
     sol = sciml.solve(PDEProblem(node_grid(85), a=a.float(), source=1.0, dtype=torch.float32), "lsm", model=str(SHIPPED_DARCY))
     err = (sol.x.double() - u).flatten(1).norm(dim=1) / u.flatten(1).norm(dim=1)
     assert sol.x.shape == (8, 85, 85) and sol.converged
-    # measured: mean 0.0117, max 0.0149 (validation split 0.0121); the mean solution of these 8: 0.214
+    # measured: mean 0.0095, max 0.0116 (validation split 0.0101); the mean solution of these 8: 0.214
     assert float(err.mean()) < 0.016 and float(err.max()) < 0.025, err
 
 
@@ -359,4 +359,4 @@ def test_lsm_darcy_config_solves_its_held_out_case(monkeypatch):
     np.testing.assert_allclose(problem.grid.nodes(0).numpy(), np.arange(85) / 84, atol=1e-12)
     sol = sciml.solve(problem, config.solver())
     assert sol.converged and sol.x.shape == (85, 85)
-    assert sol.info["rel_l2_error"] < 0.01  # measured 0.0069
+    assert sol.info["rel_l2_error"] < 0.01  # measured 0.0061

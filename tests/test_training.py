@@ -448,3 +448,40 @@ def test_shipped_training_configs_are_valid(path):
     assert cfg.steps >= 1 and cfg.batch_size >= 1 and cfg.model.name
     if init is not None and "datasets/" in init:  # a shipped checkpoint (checked by the loader too)
         assert (cfg.init / "model.safetensors").is_file(), cfg.init
+
+
+# ------------------------------------------------------------------- precise BatchNorm
+def test_recalibrate_batchnorm_averages_the_batch_statistics():
+    from sciml.training import recalibrate_batchnorm
+
+    torch.manual_seed(0)
+    bn = nn.BatchNorm1d(3)
+    bn.running_mean.fill_(5.0)
+    batches = [torch.randn(16, 3) * (1 + i) + i for i in range(4)]
+    net = nn.Sequential(bn).eval()
+    assert recalibrate_batchnorm(net, batches) == 4
+    torch.testing.assert_close(bn.running_mean, torch.stack([b.mean(0) for b in batches]).mean(0))
+    torch.testing.assert_close(bn.running_var, torch.stack([b.var(0) for b in batches]).mean(0))
+    assert bn.momentum == 0.1 and not net.training  # restored
+    # max_batches; no batches at all leaves the statistics as they were; no BatchNorm: nothing to do
+    assert recalibrate_batchnorm(net, batches, max_batches=2) == 2
+    torch.testing.assert_close(bn.running_mean, torch.stack([b.mean(0) for b in batches[:2]]).mean(0))
+    before = bn.running_var.clone()
+    assert recalibrate_batchnorm(net, []) == 0
+    torch.testing.assert_close(bn.running_var, before)
+    assert recalibrate_batchnorm(nn.Linear(3, 3), batches) == 0
+
+
+def test_trainer_precise_bn_recomputes_statistics_evaluates_and_logs(tmp_path):
+    cfg = parse_config(base_config(steps=20, precise_bn=5, log_every=10) | {"eval": {"every": 10, "metrics": ["loss"]}})
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(8, 16), nn.BatchNorm1d(16), nn.ReLU(), nn.Linear(16, 4))
+    trainer = Trainer(cfg, model=model, run_dir=tmp_path / "run")
+    out = trainer.fit()
+    bn = model[1]
+    assert int(bn.num_batches_tracked) == 5 and bn.momentum == 0.1  # the average of exactly 5 batches
+    records = read_metrics(tmp_path / "run" / "metrics.jsonl")
+    assert records[-1]["precise_bn"] == 5 and records[-1]["step"] == 20 and "val_loss" in records[-1]
+    assert out["val_loss"] == records[-1]["val_loss"]
+    with pytest.raises(Exception, match="precise_bn"):
+        parse_config(base_config(precise_bn=-1))

@@ -6,6 +6,7 @@
 `sciml train CONFIG [--run-dir D] [--resume]`, `torchrun --nproc_per_node N -m sciml train CONFIG`,
 `sciml plot-metrics RUN_DIR [-o PNG]`.
 """
+from .batchnorm import recalibrate_batchnorm
 from .checkpoint import find_checkpoint, read_state, write_checkpoint
 from .config import (DataConfig, EMAConfig, EvalConfig, LossConfig, ModelConfig, OptimizerConfig, ScheduleConfig,
                      TrainConfig, load_config, parse_config)
@@ -19,5 +20,5 @@ from .trainer import Trainer, as_config, export_normalizer, train
 __all__ = ["DataConfig", "EMA", "EMAConfig", "EvalConfig", "LOSSES", "LossConfig", "METRICS", "ModelConfig",
            "OptimizerConfig", "ScheduleConfig", "StreamSampler", "TrainConfig", "Trainer", "as_config", "export_normalizer",
            "build_optimizer", "build_scheduler", "find_checkpoint", "load_config", "lr_factor", "make_loss",
-           "make_metric", "parse_config", "plot_metrics", "read_metrics", "read_state", "register_loss",
+           "make_metric", "parse_config", "plot_metrics", "read_metrics", "read_state", "recalibrate_batchnorm", "register_loss",
            "register_metric", "seed_everything", "train", "write_checkpoint"]

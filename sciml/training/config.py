@@ -7,7 +7,7 @@
     [schedule]  name = "constant" | "cosine" | "step" | "one-cycle"; warmup_steps and per-schedule keys
     [ema]       decay (the table turns EMA on); eval = true evaluates with the EMA weights
     [eval]      every (steps; 0 = never), metrics, batch_size, max_batches
-    [train]     steps, batch_size (global), seed, log_every, checkpoint_every, max_grad_norm, amp,
+    [train]     steps, batch_size (global), seed, log_every, checkpoint_every, max_grad_norm, precise_bn, amp,
                 device, dtype, num_workers, cpu_threads, shuffle, deterministic, run_dir, init (a model
                 directory, relative to the config, whose weights start the run: fine-tuning/curricula)
 """
@@ -108,6 +108,7 @@ class TrainConfig:
     log_every: int = 10
     checkpoint_every: int = 0  # 0: only at the end
     max_grad_norm: float | None = None
+    precise_bn: int = 0  # training batches that recompute BatchNorm statistics at the end (0: off)
     amp: bool = True  # bf16 autocast on CUDA; no effect on CPU
     device: str = "auto"
     dtype: str | None = None  # cast the model (and floating batch tensors) to this dtype
@@ -158,6 +159,7 @@ def parse_config(data: dict[str, Any], file: str | Path | None = None) -> TrainC
     cfg.log_every = _int(t, "log_every", cfg.log_every, 1)
     cfg.checkpoint_every = _int(t, "checkpoint_every", cfg.checkpoint_every, 0)
     cfg.max_grad_norm = _number(t, "max_grad_norm", None, positive=True)
+    cfg.precise_bn = _int(t, "precise_bn", cfg.precise_bn, 0)
     cfg.amp = t.get("amp", (bool,), cfg.amp)
     cfg.device = _choice(t, "device", cfg.device, DEVICES)
     cfg.dtype = _choice(t, "dtype", None, DTYPES)

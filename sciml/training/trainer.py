@@ -23,6 +23,7 @@ from ..data.normalization import normalises, normalizer_document, write_normaliz
 from ..models import registry
 from . import distributed
 from .checkpoint import CHECKPOINT, find_checkpoint, read_state, remove_stale, write_checkpoint
+from .batchnorm import batchnorm_layers, recalibrate_batchnorm
 from .config import TrainConfig, load_config, parse_config
 from .ema import EMA
 from .losses import LossFn, MetricFn, make_loss, make_metric
@@ -340,6 +341,8 @@ class Trainer:
                 if self.run_dir is not None and (step == cfg.steps or cfg.checkpoint_every
                                                  and step % cfg.checkpoint_every == 0):
                     self.save_checkpoint()
+            if cfg.precise_bn and self.step >= cfg.steps and batchnorm_layers(self.eval_model):
+                self._precise_bn(begin)
         finally:
             bar.close()
             if self._log is not None:
@@ -364,6 +367,25 @@ class Trainer:
             "model": str(exported) if exported is not None else None,
             "resumed_from": resumed_from,
         }
+
+    def _precise_bn(self, begin: float) -> None:
+        """[train] precise_bn: recompute the BatchNorm statistics of the evaluated model over that many
+        training batches with the final weights (`sciml.training.batchnorm`), evaluate again, log the
+        result as a record with `precise_bn` = the batches used, and checkpoint. Under DDP every process
+        averages its own batches; the main process's statistics are exported."""
+        def forward(model: nn.Module, batch: Any) -> None:
+            with self._autocast():
+                self.loss_fn(model, self._to_device(batch))
+
+        used = recalibrate_batchnorm(self.eval_model, self._train_loader(), forward, self.config.precise_bn)
+        record: dict[str, Any] = {"step": self.step, "precise_bn": used, "time": round(time.perf_counter() - begin, 4)}
+        if self.config.eval.every:
+            record.update(self.evaluate())
+        self.last_record = {**self.last_record, **record}
+        if self._log is not None:
+            self._log.write(record)
+        if self.run_dir is not None:
+            self.save_checkpoint()
 
     def _save_normalizer(self, model_dir: Path) -> None:
         """Beside an exported model, `normalizer.json` with the train split's statistics of the loss's
