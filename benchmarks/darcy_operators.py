@@ -36,7 +36,8 @@ from sciml.problems import PDEProblem
 from sciml.solvers import make_solver
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _timing import best_of, print_error_table  # noqa: E402
+from _operators import plot_validation_curves, print_error_table, rel_l2  # noqa: E402
+from _timing import best_of  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 S = 85  # nodes per axis, boundary included
@@ -57,35 +58,6 @@ def darcy_matrix(a: np.ndarray) -> sp.csr_matrix:
     return sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(n * n, n * n))
 
 
-def rel_l2(pred: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
-    """Per-problem relative L2 error `(B,)`."""
-    return (pred - ref).flatten(1).norm(dim=1) / ref.flatten(1).norm(dim=1)
-
-
-def plot_curves(chains: list[str], output: Path) -> None:
-    """Validation loss against training wall time, one line per chain "RUN[,RUN...]" of `sciml train` run
-    directories (each later run continuing from the one before: its times follow the previous run's end)."""
-    from matplotlib.figure import Figure
-
-    from sciml.plots import save_figure
-    from sciml.training import read_metrics
-
-    fig = Figure(figsize=(5.5, 3.8), layout="constrained")
-    ax = fig.subplots()
-    for chain in chains:
-        runs, points, offset = [Path(r) for r in chain.split(",")], [], 0.0
-        for run in runs:
-            records = read_metrics(run / "metrics.jsonl")
-            points += [((offset + r["time"]) / 60, r["val_loss"]) for r in records if "val_loss" in r]
-            offset += records[-1]["time"]
-        label = runs[0].name + (f" + {len(runs) - 1} more stage(s)" if len(runs) > 1 else "")
-        ax.semilogy(*zip(*points), marker="o", markersize=3, label=label)
-    ax.set(xlabel="training wall time (min)", ylabel="validation relative L2", title="Darcy 85², 1000 training samples")
-    ax.grid(alpha=0.3, which="both")
-    ax.legend()
-    print(f"wrote {save_figure(fig, output)}")
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--num", type=int, default=64, help="held-out problems (seed 1)")
@@ -98,7 +70,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     if args.curves:
-        plot_curves(args.curves, ROOT / "benchmarks" / "darcy_training_curves.png")
+        plot_validation_curves(args.curves, "loss", "validation relative L2", "Darcy 85², 1000 training samples",
+                               ROOT / "benchmarks" / "darcy_training_curves.png")
 
     a = torch.from_numpy(DarcyGenerator(resolution=S).generate(range(args.num), seed=1)["coeff"])  # (B, S, S) float64
     ref, result = solve_darcy(a, rtol=1e-8)

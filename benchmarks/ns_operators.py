@@ -3,7 +3,7 @@ error and time per trajectory of the 10-step prediction t = 11..20 from the stat
 
     python benchmarks/ns_operators.py [--data out/datasets/ns_v1e-5_n240.h5] [--val 200 240] [--threads 1]
                                       [--lsm datasets/ns/lsm_v1e-5] [--fno out/train/fno-ns-cpu/model]
-                                      [--curves RUN ...]
+                                      [--curves RUN[,RUN] ...]
 
 The problems: trajectories `--val` of the data file (by default 200..239 of `sciml data generate
 datasets/ns_v1e-5.toml --num 240`, the validation split of configs/lsm-ns-cpu.toml: never trained on).
@@ -18,8 +18,9 @@ and the wall time per trajectory:
   step 1e-4 (reproduces the data) and with larger steps 5e-4 / 1e-3 / 2e-3 (explicit advection: larger
   steps diverge), whose cost and error are the classical alternative to a learned model.
 
-`--curves RUN ...` also plots the validation rollout error of those `sciml train` runs against training
-wall time to benchmarks/ns_training_curves.png.
+`--curves RUN[,RUN] ...` also plots the validation rollout error of those `sciml train` runs against
+training wall time to benchmarks/ns_training_curves.png; `RUN1,RUN2` is one line for a run RUN2 that
+continued from RUN1's weights.
 """
 from __future__ import annotations
 
@@ -37,15 +38,11 @@ from sciml.problems import PDEProblem
 from sciml.solvers import make_solver
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _timing import best_of, print_error_table  # noqa: E402
+from _operators import plot_validation_curves, print_error_table, rel_l2  # noqa: E402
+from _timing import best_of  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 N, VISC = 64, 1e-5
-
-
-def rel_l2(pred: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
-    """Per-trajectory relative L2 error `(B,)` over all predicted states."""
-    return (pred - ref).flatten(1).norm(dim=1) / ref.flatten(1).norm(dim=1)
 
 
 def solver_rollout(w10: torch.Tensor, dt: float) -> torch.Tensor:
@@ -54,26 +51,6 @@ def solver_rollout(w10: torch.Tensor, dt: float) -> torch.Tensor:
     solver = VorticitySolver(N, VISC, dt, forcing, dtype=torch.float32)
     per_unit = round(1.0 / dt)
     return solver.run(w10, 10 * per_unit, per_unit).movedim(-1, 1)
-
-
-def plot_curves(runs: list[str], output: Path) -> None:
-    """Validation rollout error against training wall time, one line per `sciml train` run directory."""
-    from matplotlib.figure import Figure
-
-    from sciml.plots import save_figure
-    from sciml.training import read_metrics
-
-    fig = Figure(figsize=(5.5, 3.8), layout="constrained")
-    ax = fig.subplots()
-    for run in map(Path, runs):
-        records = read_metrics(run / "metrics.jsonl")
-        points = [(r["time"] / 60, r["val_rollout-full-l2"]) for r in records if "val_rollout-full-l2" in r]
-        ax.semilogy(*zip(*points), marker="o", markersize=3, label=run.name)
-    ax.set(xlabel="training wall time (min)", ylabel="validation rollout relative L2",
-           title="Navier-Stokes ν = 1e-5, 64², 200 training trajectories")
-    ax.grid(alpha=0.3, which="both")
-    ax.legend()
-    print(f"wrote {save_figure(fig, output)}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -86,11 +63,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--lsm", default=str(ROOT / "datasets" / "ns" / "lsm_v1e-5"), help="LSM checkpoint directory")
     ap.add_argument("--fno", default=None, help="an FNO checkpoint directory (optional)")
     ap.add_argument("--dts", type=float, nargs="*", default=[1e-4, 5e-4, 1e-3, 2e-3], help="solver time steps")
-    ap.add_argument("--curves", nargs="*", default=[], metavar="RUN", help="sciml train run directories to plot")
+    ap.add_argument("--curves", nargs="*", default=[], metavar="RUN[,RUN]",
+                    help="sciml train run directories to plot; RUN1,RUN2: RUN2 continued RUN1")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     if args.curves:
-        plot_curves(args.curves, ROOT / "benchmarks" / "ns_training_curves.png")
+        plot_validation_curves(args.curves, "rollout-full-l2", "validation rollout relative L2",
+                               "Navier-Stokes ν = 1e-5, 64², 200 training trajectories",
+                               ROOT / "benchmarks" / "ns_training_curves.png")
     if not Path(args.data).is_file():
         raise SystemExit(f"{args.data}: no such file; make it with `sciml data generate datasets/ns_v1e-5.toml "
                          "--num 240 --out out/datasets/ns_v1e-5_n240.h5`")
