@@ -141,6 +141,10 @@ def test_lsm_solver_rolls_a_one_step_model_out():
     assert batch.x.shape == (2, 4, 16, 16)
     torch.testing.assert_close(batch.x, ref.double(), rtol=1e-5, atol=1e-6)
     assert batch.info["rel_l2_error"] == pytest.approx(0.2, abs=1e-5)  # |x - 1.25 x| / |1.25 x|
+    with pytest.raises(ValueError, match=r"field 'exact' must hold the exact future states as a tensor "
+                                         r"\(rollout_steps, 16, 16\)"):
+        sciml.solve(PDEProblem(grid, source=history, exact=torch.zeros(2, 4, 8, 8)), "lsm", model=model,
+                    inputs=["source"], rollout_steps=4)
     with pytest.raises(ValueError, match="rollout_steps must be an integer >= 1"):
         sciml.solve(PDEProblem(grid, source=history[0]), "lsm", model=model, inputs=["source"], rollout_steps=0)
     with pytest.raises(ValueError, match="inputs must name the one field"):

@@ -255,13 +255,18 @@ class NeuralOperatorSolver(Solver):
 
     def history_tensor(self, problem: PDEProblem) -> tuple[torch.Tensor, bool]:
         """The last states `(B, T_in, *grid)` from the one input field (rollout mode), and whether batched."""
-        name, grid = self.inputs[0], tuple(problem.grid.points)
+        return self.state_stack(problem, self.inputs[0], "the last states", "T_in")
+
+    def state_stack(self, problem: PDEProblem, name: str, what: str, n: str) -> tuple[torch.Tensor, bool]:
+        """Field `name` as a stack of states `(B, n, *grid)` (given as `(n, *grid)` or `(B, n, *grid)`), and
+        whether it was batched: a rollout's input history or its exact future states."""
+        grid = tuple(problem.grid.points)
         value = getattr(problem, name)
         ok = isinstance(value, torch.Tensor) and value.ndim in (len(grid) + 1, len(grid) + 2)
         if not ok or tuple(value.shape[-len(grid):]) != grid:
             got = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
-            raise ValueError(f"{self.name}: rollout_steps: field {name!r} must hold the last states as a tensor "
-                             f"(T_in, {', '.join(map(str, grid))}) or (B, T_in, ...), got {got}")
+            raise ValueError(f"{self.name}: rollout_steps: field {name!r} must hold {what} as a tensor "
+                             f"({n}, {', '.join(map(str, grid))}) or (B, {n}, ...), got {got}")
         batched = value.ndim == len(grid) + 2
         return (value if batched else value.unsqueeze(0)).to(problem.dtype), batched
 
@@ -321,9 +326,11 @@ class NeuralOperatorSolver(Solver):
         stats = {"status": status, "iterations": torch.ones_like(status)}
         exact = None
         if problem.exact is not None:
-            rolled = self.rollout_steps is not None and isinstance(problem.exact, torch.Tensor)
-            # a rollout's exact states are a stack like the prediction: (steps, *grid) or (B, steps, *grid)
-            e = problem.exact.to(problem.dtype) if rolled else self.field_values(problem, "exact")
+            if self.rollout_steps is not None and isinstance(problem.exact, torch.Tensor):  # a stack of states
+                e, _ = self.state_stack(problem, "exact", "the exact future states", "rollout_steps")
+                e = e if batched else e[0]
+            else:
+                e = self.field_values(problem, "exact")
             if e.shape != y.shape:
                 try:
                     e = e.expand_as(y)

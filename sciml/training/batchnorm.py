@@ -42,6 +42,7 @@ def recalibrate_batchnorm(model: nn.Module, batches: Iterable[Any], forward: Cal
     for m in layers:
         m.reset_running_stats()
         m.momentum = None  # cumulative average over the batches seen
+    run = forward or (lambda net, b: net(b))
     training = model.training
     model.train()
     used = 0
@@ -49,7 +50,7 @@ def recalibrate_batchnorm(model: nn.Module, batches: Iterable[Any], forward: Cal
         for batch in batches:
             if max_batches is not None and used >= max_batches:
                 break
-            (forward or (lambda net, b: net(b)))(model, batch)
+            run(model, batch)
             used += 1
     finally:
         model.train(training)

@@ -341,7 +341,7 @@ class Trainer:
                 if self.run_dir is not None and (step == cfg.steps or cfg.checkpoint_every
                                                  and step % cfg.checkpoint_every == 0):
                     self.save_checkpoint()
-            if cfg.precise_bn and self.step >= cfg.steps and batchnorm_layers(self.eval_model):
+            if cfg.precise_bn and batchnorm_layers(self.eval_model):  # the loop has reached cfg.steps
                 self._precise_bn(begin)
         finally:
             bar.close()
