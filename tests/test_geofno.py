@@ -86,6 +86,8 @@ def test_masked_relative_l2_ignores_predictions_outside_the_mask():
     assert float(loss) == pytest.approx(1.0)  # |2 - 1| / |1| inside; outside masked away
     # a (B, 1, H, W) prediction of (B, H, W) targets is compared sample by sample, never broadcast
     assert float(make_loss("relative-l2")(Constant(), batch)) == pytest.approx(np.sqrt(40 / 8))
+    with pytest.raises(ValueError, match=r"masked-relative-l2: the batch has no field 'mask' \(it has 'x', 'y'\)"):
+        make_loss("masked-relative-l2")(Constant(), {"x": mask, "y": y})
     with pytest.raises(ValueError, match=r"prediction has shape \(2, 1, 4, 4\) but the target \(2, 3, 4, 4\)"):
         make_loss("mse")(Constant(), {"x": mask, "y": torch.zeros(2, 3, 4, 4)})
 

@@ -145,6 +145,9 @@ def masked_relative_l2(model: nn.Module, batch: Any, input: str = "x", target: s
                        mask: str = "mask") -> torch.Tensor:
     """`relative-l2` of the prediction multiplied by `batch[mask]` (1 inside the domain, 0 outside; the
     LSM / Geo-FNO Elasticity-G setup, where stress outside the holed unit cell is zero by definition)."""
+    if mask not in batch:
+        raise ValueError(f"loss masked-relative-l2: the batch has no field {mask!r} (it has {', '.join(map(repr, batch))}); "
+                         "name the mask field with [loss] mask = \"...\"")
     pred = model(batch[input])
     y = batch[target]
     return relative_l2(matched(pred, y) * batch[mask].reshape(y.shape), y)
