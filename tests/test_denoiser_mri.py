@@ -132,6 +132,33 @@ def test_patch_gain_scales_the_clean_patch_only():
             sciml.data.build_dataset({**spec, "gain": bad}, split="train")
 
 
+
+
+def test_patch_random_phase_keeps_the_magnitude_and_is_smooth():
+    spec = {"kind": "image-patches-hdf5", "path": str(DATA), "index": "train_index", "size": 8, "patch": 32,
+            "sigma_min": 0.1, "sigma_max": 0.1}
+    plain = sciml.data.build_dataset(spec, split="train")
+    slope, curvature = 0.05, 2e-4
+    cplx = sciml.data.build_dataset({**spec, "phase_slope": slope, "phase_curvature": curvature}, split="train")
+    for i in range(8):
+        a, b = plain[i], cplx[i]
+        assert b["clean"].shape == b["noisy"].shape == (2, 32, 32)
+        z = torch.complex(b["clean"][0], b["clean"][1])
+        torch.testing.assert_close(z.abs(), a["clean"][0], atol=1e-6, rtol=1e-6)  # the same patch, only rotated
+        # the real channel's noise is the real patch's noise; the imaginary one is new noise of the same level
+        torch.testing.assert_close(b["noisy"][0] - b["clean"][0], a["noisy"][0] - a["clean"][0])
+        assert 0.07 < float((b["noisy"][1] - b["clean"][1]).std()) < 0.13
+        # phase steps between neighbours: at most the slope plus the curvature term (|u| <= 15.5 px)
+        w = z / z.abs().clamp_min(1e-12)
+        on = a["clean"][0] > 0.05
+        step = (w[:, 1:] * w[:, :-1].conj()).angle().abs()[on[:, 1:] & on[:, :-1]]
+        assert float(step.max()) <= slope + curvature * 2 * 16 + 1e-5
+    phases = [float(torch.atan2(cplx[i]["clean"][1], cplx[i]["clean"][0])[16, 16]) for i in range(8)
+              if plain[i]["clean"][0, 16, 16] > 0.05]
+    assert max(phases) - min(phases) > 1.0  # a random constant phase per patch
+    for bad in ({"phase_slope": -0.1}, {"phase_slope": True}, {"phase_curvature": 1e-4}):
+        with pytest.raises(ValueError, match="phase_"):
+            sciml.data.build_dataset({**spec, **bad}, split="train")
 def _benchmark():
     spec = importlib.util.spec_from_file_location("pnp_vs_tv_mri", MRI.parents[1] / "benchmarks" / "pnp_vs_tv_mri.py")
     module = importlib.util.module_from_spec(spec)

@@ -22,6 +22,11 @@ Training pieces, registered on import:
   intensity gain uniform in `gain` = [min, max] (default [1, 1]: none), plus :math:`\sigma\,n`,
   :math:`\sigma` uniform in [sigma_min, sigma_max]; item i depends only on (seed, split, i). Images
   of a split are chosen by an index dataset of the file (`index`, e.g. "train_index") or all of them.
+  With `phase_slope` > 0 the clean patch becomes complex, :math:`x e^{i\varphi}` with a random smooth
+  phase :math:`\varphi = \varphi_0 + g_y u + g_x v + c\,(u^2 + v^2)` (pixel coordinates u, v from
+  the patch centre, :math:`\varphi_0` uniform in [0, 2π), slopes uniform in ±`phase_slope` rad/pixel,
+  curvature uniform in ±`phase_curvature` rad/pixel²), stored as 2 channels (real, imag): training
+  data for a complex-image prior (an MRI image's phase is smooth).
 - loss "sigma-denoising" (objective): mean squared (or `norm = "l1"`) error of
   `model(noisy, sigma)` against `clean`.
 
@@ -34,6 +39,7 @@ removing a low-resolution phase from the calibration lines):
 """
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -122,11 +128,19 @@ class ImagePatches(NoisyPairs):
 
     def __init__(self, path: str | Path, variable: str = "images", index: Any = None, size: int = 10000,
                  patch: int = 48, sigma_min: float = 0.0, sigma_max: float = 50.0 / 255.0, augment: bool = True,
-                 seed: int = 0, split: str = "train", gain: Any = (1.0, 1.0)):
+                 seed: int = 0, split: str = "train", gain: Any = (1.0, 1.0), phase_slope: float = 0.0,
+                 phase_curvature: float = 0.0):
         import h5py
 
         super().__init__(size, sigma_min, sigma_max, seed, split)
         _positive("patch", patch, 2)
+        for key, value in (("phase_slope", phase_slope), ("phase_curvature", phase_curvature)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < math.inf:
+                raise ValueError(f"{key}: expected a number >= 0 (radians per pixel{'²' if 'curv' in key else ''}), "
+                                 f"got {value!r}")
+        if phase_curvature and not phase_slope:
+            raise ValueError("phase_curvature needs phase_slope > 0 (a complex patch); got phase_slope = 0")
+        self.phase_slope, self.phase_curvature = float(phase_slope), float(phase_curvature)
         try:
             lo, hi = (float(v) for v in gain)
         except (TypeError, ValueError):
@@ -171,8 +185,19 @@ class ImagePatches(NoisyPairs):
         lo, hi = self.gain
         if (lo, hi) != (1.0, 1.0):  # a random intensity gain of the clean patch (the noise level stays sigma)
             x = x * (lo + (hi - lo) * float(torch.rand((), generator=g)))
+        if self.phase_slope:
+            x = self._random_phase(x, g)
+            noise = torch.cat((noise, sigma * torch.randn(noise.shape, generator=g)))
         noisy = x + noise
         return {"clean": x.contiguous(), "noisy": noisy, "sigma": torch.tensor(sigma, dtype=torch.float32)}
+
+    def _random_phase(self, x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+        """`(1, p, p)` magnitude -> `(2, p, p)` (real, imag) of it times a random smooth phase."""
+        u = torch.arange(self.patch, dtype=torch.float32) - (self.patch - 1) / 2
+        phi0, gy, gx, c = (2 * torch.rand(4, generator=g) - 1).tolist()
+        phi = (math.pi * (phi0 + 1) + self.phase_slope * (gy * u[:, None] + gx * u[None, :])
+               + self.phase_curvature * c * (u[:, None] ** 2 + u[None, :] ** 2))
+        return torch.cat((x * torch.cos(phi), x * torch.sin(phi)))
 
 
 # [data] kind = "image-patches-hdf5": `path` (relative to the config; an absolute one stays as it is) and
