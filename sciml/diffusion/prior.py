@@ -34,7 +34,8 @@ The unknown :math:`x` of an `InverseProblem` is `(*batch, *in_shape)` with ``in_
   ``calibration_phase(y, mask, maps)``); the model sees :math:`r = (\mathrm{Re}(e^{-i\varphi}x) - c)/s`
   and :math:`x = e^{i\varphi}(c + s\,r)`: a phase-constrained image, as in
   `sciml.models.denoisers.phase_constrained`. Mapping a complex image to the model keeps the real
-  part after demodulation (the projection onto the constraint).
+  part after demodulation (the projection onto the constraint). `ImageLayout.refresh_phase` replaces
+  :math:`\varphi` by the phase of a Gaussian-smoothed estimate (the samplers' ``phase_refresh``).
 
 The model batch is `(N, C, H, W)` with :math:`N = \prod(\text{batch})\cdot Z` (`Z = 1` for images).
 """
@@ -250,6 +251,20 @@ class ImageLayout:
         if self.dtype.is_complex and self.rot is None:
             return torch.stack((v.real, v.imag), dim=1)
         return v.unsqueeze(1)
+
+    def refresh_phase(self, x: torch.Tensor, sigma: float, fallback: torch.Tensor, weight: float = 0.05) -> None:
+        """Set `rot` to the phase of `x` `(*batch, *in_shape)` smoothed by a Gaussian of `sigma` pixels
+        over (H, W), blended with the unit complex `fallback` (e.g. the initial `rot`) at `weight` times
+        each image's largest smoothed magnitude: where the image is bright the phase follows `x`, where it
+        is dark (background, whose phase is noise) it stays the smooth fallback."""
+        from ..operators.imaging import Blur, gaussian_kernel
+
+        H, W = self.in_shape[-2:]
+        blur = Blur(gaussian_kernel(sigma, dtype=self.real_dtype, device=x.device), (H, W), "reflect", dtype=x.dtype)
+        z = blur.apply(x)
+        peak = z.abs().reshape(*self.batch_shape, -1).amax(-1).reshape(*self.batch_shape, *(1,) * len(self.in_shape))
+        z = z + weight * peak * fallback
+        self.rot = z / z.abs().clamp_min(torch.finfo(self.real_dtype).tiny)
 
     def from_model(self, v: torch.Tensor) -> torch.Tensor:
         """`(N, C, H, W)` -> `(*batch, *in_shape)` in the unknown's dtype."""

@@ -22,6 +22,12 @@ complex images as two channels or one channel with a known phase, volumes as sli
      and :math:`x_{t'} =` ``scheduler.step(ε̃, t, x_t).prev_sample`` (e.g. DEIS) on the scheduler's grid
      (fractional times: :math:`\bar\alpha(t)` by piecewise-linear :math:`\log\bar\alpha`, `abar_at`).
 
+  A complex unknown through a 1-channel model uses a fixed ``phase`` (module `sciml.diffusion.prior`);
+  with ``phase_refresh`` = σ the phase is re-estimated after every step 2 as that of the data-consistent
+  :math:`\tilde x_0` smoothed by a Gaussian of σ pixels (the given phase kept where the image is dark,
+  `ImageLayout.refresh_phase`): the data's full k-space sharpens a calibration phase, while the
+  smoothing keeps the phase constraint (not in the DDS paper, whose MRI prior is 2-channel).
+
   Volumes `(Z, H, W)` with ``tv_z`` = λ: step 2 is one ADMM step of :math:`\lambda\|D_z x\|_1` (DiffusionMBIR):
   :math:`x = \mathrm{CG}_M(A^HA + \rho D_z^TD_z,\ A^Hy + \rho D_z^T(z-u))` from :math:`\hat x_0`,
   :math:`z = \mathrm{shrink}(D_zx + u, \lambda/\rho)`, :math:`u \mathrel{+}= D_zx - z` (z, u persist
@@ -294,7 +300,8 @@ class DDS(_DataConsistent):
     `eta` (DDS's η in [0, 1], 0.85), `cg_iter` (M >= 0, 5), `gamma` (None: noiseless normal equations
     when `noise_std` is None/0, else the proximal step with γ = 1; a number forces the proximal step),
     `data_range` (lo, hi), `alphas_cumprod` (tensor or a beta-schedule name), `phase` (for a complex
-    unknown with a 1-channel model), `scheduler` (a diffusers scheduler; None: DDS's own update),
+    unknown with a 1-channel model), `phase_refresh` (σ in pixels: re-estimate that phase from each
+    data-consistent estimate smoothed over σ; None: keep `phase`), `scheduler` (a diffusers scheduler; None: DDS's own update),
     `tv_z` (λ of TV along z for volumes; None: off), `rho` (ADMM penalty, 10), `start` (1: sample from pure
     noise; s < 1: start at timestep s·T from `x_init` diffused to that noise level -- a warm start in the
     manner of SDEdit/CCDF, not in the DDS paper; `x_init` defaults to 4·`cg_iter` CG steps on the normal
@@ -318,10 +325,15 @@ class DDS(_DataConsistent):
     rho: float = 10.0
     start: float = 1.0
     x_init: torch.Tensor | None = None
+    phase_refresh: float | None = None
 
     def __post_init__(self) -> None:
         super().__post_init__()
         _num(self.name, "eta", self.eta, lo=0, hi=1)
+        _num(self.name, "phase_refresh", self.phase_refresh, lo=0, strict_lo=True, allow_none=True)
+        if self.phase_refresh is not None and self.phase is None:
+            raise SolverOptionError(f"{self.name}: phase_refresh re-estimates option 'phase' (a complex unknown with a "
+                                    "1-channel model); set phase, or drop phase_refresh")
         _num(self.name, "tv_z", self.tv_z, lo=0, allow_none=True)
         _num(self.name, "rho", self.rho, lo=0, strict_lo=True)
         _num(self.name, "start", self.start, lo=0, hi=1, strict_lo=True)
@@ -344,6 +356,10 @@ class DDS(_DataConsistent):
         if self.tv_z is not None and L.in_shape[0] < 2:
             raise SolverOptionError(f"{self.name}: tv_z needs at least 2 slices, the volume has Z={L.in_shape[0]}")
         gamma = self._gamma(problem)
+        if self.phase_refresh is not None and L.rot is None:
+            raise SolverOptionError(f"{self.name}: phase_refresh is for a complex unknown with a 1-channel model; "
+                                    f"this one has a {L.dtype} unknown and a {L.channels}-channel model")
+        rot0 = L.rot
         steps, step_fn = self._steps(S, sch)
         x = _randn(L.model_shape, L.real_dtype, S.Ahy.device, S.gen) * float(getattr(sch, "init_noise_sigma", 1.0))
         if self.start < 1.0:  # warm start: the initial estimate diffused to the first step's noise level
@@ -364,6 +380,8 @@ class DDS(_DataConsistent):
                 eps = S.eps(x, t)
                 x0p, bad = self._finite(S, L.from_model(tweedie(x, eps, a)), bad)
                 x0p = self._dc(S, x0p, gamma, self.cg_iter) if tv is None else self._admm_tv(S, x0p, gamma, tv)
+                if self.phase_refresh is not None:
+                    L.refresh_phase(x0p, self.phase_refresh, rot0)
                 history.append(self._residual(S, x0p))
                 x0 = L.to_model(x0p)
                 x = step_fn(x, x0, eps, t, a, a_next)
