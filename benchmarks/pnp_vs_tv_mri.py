@@ -62,11 +62,13 @@ def simulate(image: torch.Tensor, coils: int, acceleration: float, noise: float,
     return truth, A, clean + noise * n * A.mask
 
 
-def pnp(problem, A, denoiser, sigma_end: float, rho: float, its: int, magnitude: bool = False) -> torch.Tensor:
-    """PnP-HQS with the noise level annealed from 50/255 to sigma_end over `its` iterations."""
+def pnp(problem, A, denoiser, sigma_end: float, rho: float, its: int, magnitude: bool = False,
+        refresh: float | None = None) -> torch.Tensor:
+    """PnP-HQS with the noise level annealed from 50/255 to sigma_end over `its` iterations; `refresh`: the
+    phase constraint's phase re-estimated every iteration (`phase_constrained`'s option)."""
     D = SigmaSchedule(denoiser, 50 / 255, sigma_end, its)
     if not magnitude:
-        D = phase_constrained(D, calibration_phase(problem.y, A.mask, A.sensitivities))
+        D = phase_constrained(D, calibration_phase(problem.y, A.mask, A.sensitivities), refresh=refresh)
     return sciml.solve(problem, "pnp-hqs", denoiser=D, rho=rho, maxiter=its, rtol=0.0,
                        complex_mode="magnitude" if magnitude else "none", x0=zero_filled(problem.y, A.sensitivities)).x
 

@@ -76,10 +76,11 @@ def run(size: int = 128, coils: int = 8, acceleration: float = 4.0, noise: float
         # the learned prior: a noise-level-conditioned DnCNN trained on the MNI152 training slices, its noise
         # level annealed from 50/255 to 2.35 times the image-domain noise std (the ratio tuned in
         # benchmarks/pnp_vs_tv_mri.py: 6/255 at noise 0.01), applied to the real part of the image after
-        # removing the low-resolution phase of the calibration lines
+        # removing a smooth phase: that of the calibration lines, re-estimated at every iteration from the
+        # current image smoothed over 4 pixels (refresh)
         dncnn = models.load(MRI_DATA / "dncnn_mni152", device=device)
         sigma_end = min(max(2.35 * float(scale), 2 / 255), 50 / 255)
-        D = phase_constrained(SigmaSchedule(dncnn, 50 / 255, sigma_end, 20), case.extras["phase"])
+        D = phase_constrained(SigmaSchedule(dncnn, 50 / 255, sigma_end, 20), case.extras["phase"], refresh=4.0)
         timed("PnP-HQS (DnCNN)", lambda: sciml.solve(problem, "pnp-hqs", denoiser=D, rho=0.05, maxiter=20, rtol=0.0,
                                                      cg_maxiter=20, x0=zf).x)
     if "lpn" in methods:
@@ -93,10 +94,11 @@ def run(size: int = 128, coils: int = 8, acceleration: float = 4.0, noise: float
                                                     maxiter=20, rtol=0.0, x0=zf).x)
     if "dds" in methods:
         # the diffusion prior: a DDPM (diffusers UNet2DModel) trained on the MNI152 training slices; DDS
-        # (Tweedie + 5 CG steps of data consistency + re-noising) on the phase-corrected real image
+        # (Tweedie + 5 CG steps of data consistency + re-noising) on the phase-corrected real image, the phase
+        # re-estimated after every step from the data-consistent estimate smoothed over 4 pixels
         prior = models.load_pretrained(MRI_DATA / "ddpm_mni152", device=device)
         timed(f"DDS ({nfe} NFE)", lambda: sciml.solve(problem, "dds", model=prior, phase=case.extras["phase"],
-                                                      num_inference_steps=nfe).x)
+                                                      phase_refresh=4.0, num_inference_steps=nfe).x)
     table = {}
     maps_note = "estimated" if estimate_maps else "known"
     print(f"multi-coil MRI, {image} {size}x{size}, {coils} coils ({maps_note} maps), {acceleration:g}x lines, noise {noise}:")

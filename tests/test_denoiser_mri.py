@@ -170,9 +170,16 @@ def test_pnp_with_shipped_denoiser_beats_zero_filled(denoiser):
     image = _test_slice(3).double()
     truth, A, y = _benchmark().simulate(image, coils=8, acceleration=4.0, noise=0.01, seed=3)
     zf = zero_filled(y, A.sensitivities)
-    with torch.inference_mode():
-        D = phase_constrained(SigmaSchedule(denoiser, 50 / 255, 4 / 255, 15), calibration_phase(y, A.mask, A.sensitivities))
-        x = sciml.solve(sciml.InverseProblem(A, y), "pnp-hqs", denoiser=D, rho=0.1, maxiter=15, rtol=0.0, x0=zf).x
-    gain = float(psnr(x.abs(), image, 1.0) - psnr(zf.abs(), image, 1.0))
+    phase = calibration_phase(y, A.mask, A.sensitivities)
+
+    def gain(refresh=None):
+        with torch.inference_mode():
+            D = phase_constrained(SigmaSchedule(denoiser, 50 / 255, 4 / 255, 15), phase, refresh=refresh)
+            x = sciml.solve(sciml.InverseProblem(A, y), "pnp-hqs", denoiser=D, rho=0.1, maxiter=15, rtol=0.0, x0=zf).x
+        return float(psnr(x.abs(), image, 1.0) - psnr(zf.abs(), image, 1.0))
+
+    fixed, refreshed = gain(), gain(refresh=4.0)
     # measured 7.4 dB over zero-filled (15 PnP-HQS iterations, 128 x 128, 8 coils, 4x); 2.4 dB of slack
-    assert gain > 5.0, gain
+    assert fixed > 5.0, fixed
+    # the phase re-estimated every iteration from the image smoothed over 4 pixels: measured 9.2 dB (+1.9)
+    assert refreshed > fixed + 1.0, (fixed, refreshed)

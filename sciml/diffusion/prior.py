@@ -252,19 +252,12 @@ class ImageLayout:
             return torch.stack((v.real, v.imag), dim=1)
         return v.unsqueeze(1)
 
-    def refresh_phase(self, x: torch.Tensor, sigma: float, fallback: torch.Tensor, weight: float = 0.05) -> None:
-        """Set `rot` to the phase of `x` `(*batch, *in_shape)` smoothed by a Gaussian of `sigma` pixels
-        over (H, W), blended with the unit complex `fallback` (e.g. the initial `rot`) at `weight` times
-        each image's largest smoothed magnitude: where the image is bright the phase follows `x`, where it
-        is dark (background, whose phase is noise) it stays the smooth fallback."""
-        from ..operators.imaging import Blur, gaussian_kernel
+    def refresh_phase(self, x: torch.Tensor, sigma: float, fallback: torch.Tensor) -> None:
+        """Set `rot` to the phase of `x` `(*batch, *in_shape)` smoothed over `sigma` pixels in (H, W), the
+        unit complex `fallback` kept where the image is dark (`sciml.operators.mri.smoothed_phase`)."""
+        from ..operators.mri import smoothed_phase
 
-        H, W = self.in_shape[-2:]
-        blur = Blur(gaussian_kernel(sigma, dtype=self.real_dtype, device=x.device), (H, W), "reflect", dtype=x.dtype)
-        z = blur.apply(x)
-        peak = z.abs().reshape(*self.batch_shape, -1).amax(-1).reshape(*self.batch_shape, *(1,) * len(self.in_shape))
-        z = z + weight * peak * fallback
-        self.rot = z / z.abs().clamp_min(torch.finfo(self.real_dtype).tiny)
+        self.rot = smoothed_phase(x, sigma, fallback)
 
     def from_model(self, v: torch.Tensor) -> torch.Tensor:
         """`(N, C, H, W)` -> `(*batch, *in_shape)` in the unknown's dtype."""

@@ -248,17 +248,22 @@ class SigmaSchedule:
         return self.denoiser(x, s)
 
 
-def phase_constrained(denoiser: Any, phase: torch.Tensor) -> Any:
+def phase_constrained(denoiser: Any, phase: torch.Tensor, refresh: float | None = None) -> Any:
     r"""A complex-image denoiser from a real one with a known (e.g. low-resolution) phase :math:`\varphi`:
     :math:`x \mapsto e^{i\varphi} D(\mathrm{Re}(e^{-i\varphi}x), \sigma)`; the imaginary part after
     demodulation is set to zero (a phase constraint). Unlike denoising the magnitude, the demodulated
     real part keeps noise and aliasing zero-mean, as in the Gaussian noise the denoiser was trained on.
+    With `refresh` = s the phase is re-estimated at every call from the input smoothed over s pixels
+    (`sciml.operators.mri.smoothed_phase`, `phase` kept where the image is dark).
     """
+    from ..operators.mri import smoothed_phase
+
     rot = torch.exp(1j * phase) if not phase.is_complex() else phase / phase.abs().clamp_min(1e-30)
 
     def denoise(x: torch.Tensor, sigma: Any = None) -> torch.Tensor:
-        r = (x * rot.conj()).real
-        return rot * denoiser(r, sigma).to(r.dtype)
+        r0 = rot if refresh is None else smoothed_phase(x, refresh, rot.to(x.dtype))
+        r = (x * r0.conj()).real
+        return r0 * denoiser(r, sigma).to(r.dtype)
 
     return denoise
 

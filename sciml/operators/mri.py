@@ -25,7 +25,7 @@ from .ct import shepp_logan  # noqa: F401 (test phantom, re-exported for MRI use
 
 __all__ = [
     "MultiCoilMRI", "birdcage_sensitivities", "calibration_phase", "estimate_sensitivities", "fft2c", "gaussian_lines_mask", "ifft2c",
-    "mask_acceleration", "poisson_disc_mask", "radial_mask", "rss", "shepp_logan", "uniform_lines_mask", "zero_filled",
+    "mask_acceleration", "poisson_disc_mask", "radial_mask", "rss", "shepp_logan", "smoothed_phase", "uniform_lines_mask", "zero_filled",
 ]
 
 _DIMS = (-2, -1)
@@ -450,3 +450,20 @@ def calibration_phase(kspace: torch.Tensor, mask: torch.Tensor, sensitivities: t
     acs[lo:hi + 1] = True
     return zero_filled(kspace * acs.to(kspace.device), sensitivities).angle()
 
+
+
+def smoothed_phase(x: torch.Tensor, sigma: float, fallback: torch.Tensor, weight: float = 0.05) -> torch.Tensor:
+    """Unit complex phase :math:`e^{i\\varphi}` `(*batch, H, W)` of the image `x` `(*batch, H, W)` smoothed by a
+    Gaussian of `sigma` pixels ("reflect" borders), blended with the unit complex `fallback` (e.g. the
+    `calibration_phase`, broadcastable to `x`) at `weight` times each image's largest smoothed magnitude:
+    where the image is bright the phase follows `x`, where it is dark (background, whose phase is noise)
+    it stays the smooth fallback. Refreshing a phase constraint with it as the estimate improves uses the
+    whole of k-space, not only the calibration lines."""
+    from .imaging import Blur, gaussian_kernel
+
+    real = x.real.dtype
+    blur = Blur(gaussian_kernel(sigma, dtype=real, device=x.device), tuple(x.shape[-2:]), "reflect", dtype=x.dtype)
+    z = blur.apply(x)
+    peak = z.abs().amax(dim=(-2, -1), keepdim=True)
+    z = z + weight * peak * fallback
+    return z / z.abs().clamp_min(torch.finfo(real).tiny)
