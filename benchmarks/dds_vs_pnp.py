@@ -28,9 +28,9 @@ DnCNN (rho tuned), and the diffusion solvers on the real image.
 
 LPN (`--lpn` for MRI, default datasets/mri/lpn_mni152, trained at noise 0.05; `--ct-lpn` for CT, default
 datasets/mri/lpn_mni152_s10, trained at 0.1 as the paper's CT model; '' for none): PnP-ADMM with the
-learned proximal network followed by the projection onto [0, 1] (phase-constrained for MRI), x0 the
-zero-filled image / FBP; the penalty and the number of iterations (an early stop, as the paper's 15-20)
-tuned on slice 0.
+learned proximal network followed by the projection onto [0, 1] (phase-constrained for MRI: with the
+calibration phase, and with it refreshed as PnP-HQS's, each tuned), x0 the zero-filled image / FBP; the
+penalty and the number of iterations (an early stop, as the paper's 15-20) tuned on slice 0.
 Each table is printed twice when a test slice is nearly empty: over all slices, and over the slices with
 at least 10 % of their pixels above 0.05 (slice 9, the top of the head, has 0.9 %).
 
@@ -193,15 +193,18 @@ def mri(args, prior, denoiser, lpn=None) -> dict:
                                                            6 / 255, 0.05, 30, refresh=PHASE_REFRESH),
     }
     if lpn is not None:
-        def lpn_mri(p, rho, its):
-            D = phase_constrained(clipped(lpn), phase_of(p))
+        def lpn_mri(p, rho, its, refresh=None):
+            D = phase_constrained(clipped(lpn), calibration_phase(p.y, p.forward.mask, p.forward.sensitivities), refresh)
             x0 = zero_filled(p.y, p.forward.sensitivities)
             return sciml.solve(sciml.InverseProblem(p.forward, p.y), "pnp-admm", denoiser=D, rho=rho, maxiter=its,
                                rtol=0.0, x0=x0).x
 
-        with torch.no_grad():
-            best = sweep("LPN PnP-ADMM (rho, iterations)", [(r, i) for r in LPN_RHOS["mri"] for i in LPN_ITERATIONS], lambda v: lpn_mri(problem, *v), truth)
-        methods[f"PnP-ADMM, phase (LPN, rho {best[0]:g}, {best[1]} it.)"] = lambda p, e: lpn_mri(p, *best)
+        grid = [(r, i) for r in LPN_RHOS["mri"] for i in LPN_ITERATIONS]
+        for refresh, tag in ((None, "phase"), (PHASE_REFRESH, "phase refreshed")):
+            with torch.no_grad():
+                best = sweep(f"LPN PnP-ADMM, {tag} (rho, iterations)", grid, lambda v: lpn_mri(problem, *v, refresh), truth)
+            methods[f"PnP-ADMM, {tag} (LPN, rho {best[0]:g}, {best[1]} it.)"] = \
+                (lambda b, r: (lambda p, e: lpn_mri(p, *b, r)))(best, refresh)
     if tuned is not None:
         for name, fn in diffusion_methods(prior, args.nfe, args.deis_nfe, args.dps_nfe, tuned, phase_of, refresh).items():
             methods[name] = (lambda f: (lambda p, e: f(p)))(fn)
