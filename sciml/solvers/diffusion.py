@@ -23,8 +23,9 @@ complex images as two channels or one channel with a known phase, volumes as sli
      (fractional times: :math:`\bar\alpha(t)` by piecewise-linear :math:`\log\bar\alpha`, `abar_at`).
 
   A complex unknown through a 1-channel model uses a fixed ``phase`` (module `sciml.diffusion.prior`);
-  with ``phase_refresh`` = σ the phase is re-estimated after every step 2 as that of the data-consistent
-  :math:`\tilde x_0` smoothed by a Gaussian of σ pixels (the given phase kept where the image is dark,
+  with ``phase_refresh`` = σ the phase is re-estimated after step 2 in each of the second half of the
+  steps (before them the estimate is mostly prior noise) as that of the data-consistent :math:`\tilde x_0`
+  smoothed by a Gaussian of σ pixels (the given phase kept where the image is dark,
   `ImageLayout.refresh_phase`): the data's full k-space sharpens a calibration phase, while the
   smoothing keeps the phase constraint (not in the DDS paper, whose MRI prior is 2-channel).
 
@@ -300,8 +301,9 @@ class DDS(_DataConsistent):
     `eta` (DDS's η in [0, 1], 0.85), `cg_iter` (M >= 0, 5), `gamma` (None: noiseless normal equations
     when `noise_std` is None/0, else the proximal step with γ = 1; a number forces the proximal step),
     `data_range` (lo, hi), `alphas_cumprod` (tensor or a beta-schedule name), `phase` (for a complex
-    unknown with a 1-channel model), `phase_refresh` (σ in pixels: re-estimate that phase from each
-    data-consistent estimate smoothed over σ; None: keep `phase`), `scheduler` (a diffusers scheduler; None: DDS's own update),
+    unknown with a 1-channel model), `phase_refresh` (σ in pixels: over the second half of the steps,
+    re-estimate that phase from each data-consistent estimate smoothed over σ; None: keep `phase`),
+    `scheduler` (a diffusers scheduler; None: DDS's own update),
     `tv_z` (λ of TV along z for volumes; None: off), `rho` (ADMM penalty, 10), `start` (1: sample from pure
     noise; s < 1: start at timestep s·T from `x_init` diffused to that noise level -- a warm start in the
     manner of SDEdit/CCDF, not in the DDS paper; `x_init` defaults to 4·`cg_iter` CG steps on the normal
@@ -376,11 +378,11 @@ class DDS(_DataConsistent):
         history: list[torch.Tensor] = []
         x0p = S.Ahy
         with torch.no_grad():
-            for t, a, a_next in _progress(steps, self.progress, self.name):
+            for i, (t, a, a_next) in enumerate(_progress(steps, self.progress, self.name)):
                 eps = S.eps(x, t)
                 x0p, bad = self._finite(S, L.from_model(tweedie(x, eps, a)), bad)
                 x0p = self._dc(S, x0p, gamma, self.cg_iter) if tv is None else self._admm_tv(S, x0p, gamma, tv)
-                if self.phase_refresh is not None:
+                if self.phase_refresh is not None and i >= len(steps) // 2:
                     L.refresh_phase(x0p, self.phase_refresh, rot0)
                 history.append(self._residual(S, x0p))
                 x0 = L.to_model(x0p)
