@@ -132,8 +132,6 @@ def test_patch_gain_scales_the_clean_patch_only():
             sciml.data.build_dataset({**spec, "gain": bad}, split="train")
 
 
-
-
 def test_patch_random_phase_keeps_the_magnitude_and_is_smooth():
     spec = {"kind": "image-patches-hdf5", "path": str(DATA), "index": "train_index", "size": 8, "patch": 32,
             "sigma_min": 0.1, "sigma_max": 0.1}
@@ -159,6 +157,8 @@ def test_patch_random_phase_keeps_the_magnitude_and_is_smooth():
     for bad in ({"phase_slope": -0.1}, {"phase_slope": True}, {"phase_curvature": 1e-4}):
         with pytest.raises(ValueError, match="phase_"):
             sciml.data.build_dataset({**spec, **bad}, split="train")
+
+
 def _benchmark():
     spec = importlib.util.spec_from_file_location("pnp_vs_tv_mri", MRI.parents[1] / "benchmarks" / "pnp_vs_tv_mri.py")
     module = importlib.util.module_from_spec(spec)

@@ -34,8 +34,8 @@ The unknown :math:`x` of an `InverseProblem` is `(*batch, *in_shape)` with ``in_
   ``calibration_phase(y, mask, maps)``); the model sees :math:`r = (\mathrm{Re}(e^{-i\varphi}x) - c)/s`
   and :math:`x = e^{i\varphi}(c + s\,r)`: a phase-constrained image, as in
   `sciml.models.denoisers.phase_constrained`. Mapping a complex image to the model keeps the real
-  part after demodulation (the projection onto the constraint). `ImageLayout.refresh_phase` replaces
-  :math:`\varphi` by the phase of a Gaussian-smoothed estimate (the samplers' ``phase_refresh``).
+  part after demodulation (the projection onto the constraint). The samplers' ``phase_refresh``
+  replaces `rot` by the phase of a Gaussian-smoothed estimate (`sciml.operators.mri.smoothed_phase`).
 
 The model batch is `(N, C, H, W)` with :math:`N = \prod(\text{batch})\cdot Z` (`Z = 1` for images).
 """
@@ -251,13 +251,6 @@ class ImageLayout:
         if self.dtype.is_complex and self.rot is None:
             return torch.stack((v.real, v.imag), dim=1)
         return v.unsqueeze(1)
-
-    def refresh_phase(self, x: torch.Tensor, sigma: float, fallback: torch.Tensor) -> None:
-        """Set `rot` to the phase of `x` `(*batch, *in_shape)` smoothed over `sigma` pixels in (H, W), the
-        unit complex `fallback` kept where the image is dark (`sciml.operators.mri.smoothed_phase`)."""
-        from ..operators.mri import smoothed_phase
-
-        self.rot = smoothed_phase(x, sigma, fallback)
 
     def from_model(self, v: torch.Tensor) -> torch.Tensor:
         """`(N, C, H, W)` -> `(*batch, *in_shape)` in the unknown's dtype."""

@@ -134,10 +134,10 @@ class ImagePatches(NoisyPairs):
 
         super().__init__(size, sigma_min, sigma_max, seed, split)
         _positive("patch", patch, 2)
-        for key, value in (("phase_slope", phase_slope), ("phase_curvature", phase_curvature)):
+        for key, value, unit in (("phase_slope", phase_slope, "rad/pixel"),
+                                 ("phase_curvature", phase_curvature, "rad/pixel²")):
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < math.inf:
-                raise ValueError(f"{key}: expected a number >= 0 (radians per pixel{'²' if 'curv' in key else ''}), "
-                                 f"got {value!r}")
+                raise ValueError(f"{key}: expected a number >= 0 ({unit}), got {value!r}")
         if phase_curvature and not phase_slope:
             raise ValueError("phase_curvature needs phase_slope > 0 (a complex patch); got phase_slope = 0")
         self.phase_slope, self.phase_curvature = float(phase_slope), float(phase_curvature)

@@ -451,7 +451,6 @@ def calibration_phase(kspace: torch.Tensor, mask: torch.Tensor, sensitivities: t
     return zero_filled(kspace * acs.to(kspace.device), sensitivities).angle()
 
 
-
 def smoothed_phase(x: torch.Tensor, sigma: float, fallback: torch.Tensor, weight: float = 0.05) -> torch.Tensor:
     """Unit complex phase :math:`e^{i\\varphi}` `(*batch, H, W)` of the image `x` `(*batch, H, W)` smoothed by a
     Gaussian of `sigma` pixels ("reflect" borders), blended with the unit complex `fallback` (e.g. the

@@ -26,7 +26,7 @@ complex images as two channels or one channel with a known phase, volumes as sli
   with ``phase_refresh`` = σ the phase is re-estimated after step 2 in each of the second half of the
   steps (before them the estimate is mostly prior noise) as that of the data-consistent :math:`\tilde x_0`
   smoothed by a Gaussian of σ pixels (the given phase kept where the image is dark,
-  `ImageLayout.refresh_phase`): the data's full k-space sharpens a calibration phase, while the
+  `sciml.operators.mri.smoothed_phase`): the data's full k-space sharpens a calibration phase, while the
   smoothing keeps the phase constraint (not in the DDS paper, whose MRI prior is 2-channel).
 
   Volumes `(Z, H, W)` with ``tv_z`` = λ: step 2 is one ADMM step of :math:`\lambda\|D_z x\|_1` (DiffusionMBIR):
@@ -64,6 +64,7 @@ import torch
 from ..diffusion.prior import (abar_at, eps_function, image_layout, model_channels, resolve_alphas_cumprod, resolve_data_range,
                                timestep_grid, tweedie)
 from ..operators import LinearOperator
+from ..operators.mri import smoothed_phase
 from ..problems import InverseProblem
 from ..solution import Solution
 from ..status import Status
@@ -358,10 +359,7 @@ class DDS(_DataConsistent):
         if self.tv_z is not None and L.in_shape[0] < 2:
             raise SolverOptionError(f"{self.name}: tv_z needs at least 2 slices, the volume has Z={L.in_shape[0]}")
         gamma = self._gamma(problem)
-        if self.phase_refresh is not None and L.rot is None:
-            raise SolverOptionError(f"{self.name}: phase_refresh is for a complex unknown with a 1-channel model; "
-                                    f"this one has a {L.dtype} unknown and a {L.channels}-channel model")
-        rot0 = L.rot
+        rot0 = L.rot  # the given phase (set whenever phase_refresh is: __post_init__ and image_layout check)
         steps, step_fn = self._steps(S, sch)
         x = _randn(L.model_shape, L.real_dtype, S.Ahy.device, S.gen) * float(getattr(sch, "init_noise_sigma", 1.0))
         if self.start < 1.0:  # warm start: the initial estimate diffused to the first step's noise level
@@ -383,7 +381,7 @@ class DDS(_DataConsistent):
                 x0p, bad = self._finite(S, L.from_model(tweedie(x, eps, a)), bad)
                 x0p = self._dc(S, x0p, gamma, self.cg_iter) if tv is None else self._admm_tv(S, x0p, gamma, tv)
                 if self.phase_refresh is not None and i >= len(steps) // 2:
-                    L.refresh_phase(x0p, self.phase_refresh, rot0)
+                    L.rot = smoothed_phase(x0p, self.phase_refresh, rot0)
                 history.append(self._residual(S, x0p))
                 x0 = L.to_model(x0p)
                 x = step_fn(x, x0, eps, t, a, a_next)
