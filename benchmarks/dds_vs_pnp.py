@@ -74,9 +74,8 @@ CT_LPN = ROOT / "datasets" / "mri" / "lpn_mni152_s10"
 LPN_ITERATIONS = (10, 20, 40)
 LPN_RHOS = {"mri": (0.01, 0.03, 0.1), "ct": (0.003, 0.01, 0.03)}
 MIN_BODY = 0.1  # fraction of pixels above 0.05 that makes a slice count as a brain slice
-# MRI with a 1-channel prior: the Gaussian width (pixels) of the phase re-estimate, the best of {2, 3, 4}
-# for DDS on tuning slice 0 (30.73, 30.83, 30.85 dB; 29.32 with the calibration phase kept); PnP-HQS
-# there: 35.10 (2 px), 35.17 (4 px), 32.41 (kept)
+# MRI with a 1-channel prior: the Gaussian width (pixels) of the phase re-estimate, picked among {2, 3, 4}
+# on tuning slice 0 in development runs (for DDS and PnP-HQS alike); not swept here
 PHASE_REFRESH = 4.0
 
 
