@@ -10,7 +10,7 @@ import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 import torch
 
-from sciml.linalg import bicgstab, gmres
+from sciml.linalg import bicgstab, cg, cgls, gmres, minres
 from sciml.operators import aslinearoperator
 from sciml.status import Status
 
@@ -436,3 +436,20 @@ def test_cuda_matches_cpu():
             assert (gpu.iterations.cpu() - cpu.iterations).abs().max() <= 2
             scale = float(cpu.x.abs().max())
             assert torch.allclose(gpu.x.cpu(), cpu.x, rtol=0, atol=1e-7 * scale)
+
+
+@pytest.mark.parametrize("solve", [cg, minres, gmres, bicgstab, cgls], ids=lambda f: f.__name__)
+def test_not_differentiable_inputs_and_trainable_operators(solve):
+    """b or x0 that require grad are a clear error (the kernels are not differentiable); an operator
+    built from trainable parameters runs (without a graph) and gives the same x as plain tensors."""
+    M = torch.tensor([[4.0, 1.0, 0.0], [1.0, 3.0, 1.0], [0.0, 1.0, 2.0]], dtype=torch.float64)
+    b = torch.tensor([1.0, 2.0, 3.0], dtype=torch.float64)
+    with pytest.raises(ValueError, match="b requires grad"):
+        solve(M, b.clone().requires_grad_(True))
+    with pytest.raises(ValueError, match="x0 requires grad"):
+        solve(M, b, x0=torch.zeros(3, dtype=torch.float64, requires_grad=True))
+    W = torch.nn.Parameter(M.clone())
+    trainable = aslinearoperator(W) if solve is cgls else (lambda v: v @ W.T)
+    x = solve(trainable, b, rtol=1e-12).x
+    assert not x.requires_grad
+    assert torch.allclose(x, torch.linalg.solve(M, b), rtol=0, atol=1e-10)

@@ -277,3 +277,27 @@ def test_tv_pdhg_balances_a_large_operator():
     assert sol.info["grad_scale"] > 10
     assert float(sol.info["objective"] / ref.info["objective"]) - 1 < 2e-3
     assert rel(sol.x, ref.x) < 0.01
+
+
+class _ScaledShrink(torch.nn.Module):
+    """soft_threshold with a learnable (here unit) gain: its output requires grad outside no_grad."""
+
+    def __init__(self):
+        super().__init__()
+        self.gain = torch.nn.Parameter(torch.ones((), dtype=DT))
+
+    def forward(self, x, sigma):
+        return self.gain * soft_threshold(x, sigma)
+
+
+@pytest.mark.parametrize("solver", ["pnp-admm", "pnp-hqs", "pnp-pgd"])
+def test_pnp_with_a_trainable_network_outside_no_grad(cs, solver):
+    """A network denoiser with trainable weights, called without torch.no_grad (as a user would): the
+    same iterates as the weight-free denoiser, and a plain tensor out."""
+    M, y, lam, _ = cs
+    problem = sciml.InverseProblem(aslinearoperator(M), y)
+    opts = {"sigma": lam, "maxiter": 30, "rtol": 0.0}
+    net = sciml.solve(problem, solver, denoiser=_ScaledShrink(), **opts).x
+    plain = sciml.solve(problem, solver, denoiser=soft_threshold, **opts).x
+    assert not net.requires_grad
+    assert torch.equal(net, plain)

@@ -85,6 +85,14 @@ def check_finite(t: torch.Tensor, name: str) -> None:
         raise ValueError(f"{name} contains NaN or Inf")
 
 
+def check_no_grad(t: torch.Tensor | None, name: str) -> None:
+    """The Krylov kernels are not differentiable (they run under `torch.no_grad` and update their
+    vectors in place): a `t` that requires grad is an error rather than a silently detached result."""
+    if t is not None and t.requires_grad:
+        raise ValueError(f"{name} requires grad, but the Krylov solvers are not differentiable; pass "
+                         f"{name}.detach() (or build it under torch.no_grad())")
+
+
 def check_tolerances(rtol: float, atol: float, maxiter: int | None) -> None:
     for key, val in (("rtol", rtol), ("atol", atol)):
         if not (isinstance(val, (int, float)) and math.isfinite(val) and val >= 0):
@@ -182,6 +190,8 @@ class KrylovSetup:
         self._matvec, self.in_shape = as_matvec(A, b)
         self.batch = split_batch(b, self.in_shape)
         check_finite(b, "b")
+        check_no_grad(b, "b")
+        check_no_grad(x0 if isinstance(x0, torch.Tensor) else None, "x0")
         self._precond = as_matvec(M, b)[0] if M is not None else None
         self.has_M = M is not None
         self.b = b

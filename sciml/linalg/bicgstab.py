@@ -31,6 +31,7 @@ _MESSAGES = {
 }
 
 
+@torch.no_grad()
 def bicgstab(
     A: Any,
     b: torch.Tensor,

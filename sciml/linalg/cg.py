@@ -18,6 +18,7 @@ from ..status import Status
 from ._common import KrylovResult, KrylovSetup
 
 
+@torch.no_grad()
 def cg(
     A: Any,
     b: torch.Tensor,

@@ -61,6 +61,7 @@ _MESSAGES = {
 ROUNDING_FLOOR = 64  # after a happy breakdown a true residual below 64 eps ||b|| is convergence
 
 
+@torch.no_grad()
 def gmres(
     A: Any,
     b: torch.Tensor,

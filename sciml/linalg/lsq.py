@@ -13,7 +13,7 @@ from typing import Any, Callable
 import torch
 
 from ..status import Status
-from ._common import KrylovResult, check_finite, check_tolerances, default_check_every, split_batch
+from ._common import KrylovResult, check_finite, check_no_grad, check_tolerances, default_check_every, split_batch
 
 
 def _adjoint_pair(A: Any) -> tuple[Callable, Callable, tuple[int, ...], tuple[int, ...]]:
@@ -33,6 +33,7 @@ def _adjoint_pair(A: Any) -> tuple[Callable, Callable, tuple[int, ...], tuple[in
     raise TypeError(f"A must be a LinearOperator (with apply and adjoint) or a torch matrix, got {type(A).__name__}")
 
 
+@torch.no_grad()
 def cgls(
     A: Any,
     b: torch.Tensor,
@@ -77,6 +78,7 @@ def cgls(
     apply, adjoint, in_shape, out_shape = _adjoint_pair(A)
     batch = split_batch(b, out_shape)
     check_finite(b, "b")
+    check_no_grad(b, "b")
     n_in = 1
     for s in in_shape:
         n_in *= s
@@ -98,6 +100,7 @@ def cgls(
         if tuple(x0.shape) != (*batch, *in_shape):
             raise ValueError(f"x0 has shape {tuple(x0.shape)}, expected {(*batch, *in_shape)}")
         check_finite(x0, "x0")
+        check_no_grad(x0, "x0")
         x = x0.to(b.dtype, copy=True)
         r = b - apply(x)
     s = adjoint(r) - d2 * x

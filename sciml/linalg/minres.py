@@ -16,6 +16,7 @@ from ..status import Status
 from ._common import KrylovResult, KrylovSetup
 
 
+@torch.no_grad()
 def minres(
     A: Any,
     b: torch.Tensor,

@@ -370,11 +370,14 @@ class _PnP(Solver):
             raise SolverOptionError(f"{self.name}: complex_mode must be 'none' or 'magnitude', got {self.complex_mode!r}")
 
     def _D(self) -> Callable[[torch.Tensor], torch.Tensor]:
-        D = self.denoiser
-        if _denoiser_signature(D)[0]:
-            base = (lambda x: D(x, self.sigma))  # noqa: E731
-        else:
-            base = D
+        """The denoiser as x -> z, run without autograd (a network's weights need no graph here; an
+        LPN turns autograd on for its own gradient)."""
+        D, with_sigma = self.denoiser, _denoiser_signature(self.denoiser)[0]
+
+        @torch.no_grad()
+        def base(x: torch.Tensor) -> torch.Tensor:
+            return D(x, self.sigma) if with_sigma else D(x)
+
         return magnitude_prox(base) if self.complex_mode == "magnitude" else base
 
     def _cg(self) -> dict[str, Any]:
