@@ -513,3 +513,20 @@ def test_cgls_solver_rejects_a_preconditioner_and_pde_problems():
     # square problems the other Krylov solvers cannot take: they ask for cgls / normal()
     with pytest.raises(ValueError, match="least-squares"):
         sciml.solve(sciml.LinearProblem(G, b), "cg")
+
+
+def test_cgls_complex_data_with_a_real_matrix_and_dtype_errors():
+    """Complex data and a real matrix (dense or sparse) give the complex least-squares solution (real and
+    imaginary parts decouple); data in another precision than the operator is a clear error."""
+    g = gen(0)
+    M = torch.randn(12, 6, dtype=torch.float64, generator=g)
+    b = torch.randn(2, 12, dtype=torch.complex128, generator=g)
+    ref = torch.linalg.lstsq(M.to(torch.complex128), b.T).solution.T
+    for A in (M, M.to_sparse_csr(), aslinearoperator(M)):
+        res = cgls(A, b, rtol=1e-12)
+        assert bool(res.converged.all())
+        torch.testing.assert_close(res.x, ref, rtol=0, atol=1e-10)
+    with pytest.raises(ValueError, match="dtype mismatch: A has torch.float64, b has torch.float32"):
+        cgls(M, b.real.float())
+    with pytest.raises(ValueError, match="dtype mismatch"):
+        cgls(M.to(torch.complex128), b.real)

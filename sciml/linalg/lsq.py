@@ -16,21 +16,22 @@ from ..status import Status
 from ._common import KrylovResult, check_finite, check_no_grad, check_tolerances, default_check_every, split_batch
 
 
-def _adjoint_pair(A: Any) -> tuple[Callable, Callable, tuple[int, ...], tuple[int, ...]]:
+def _adjoint_pair(A: Any, b: torch.Tensor) -> tuple[Callable, Callable, tuple[int, ...], tuple[int, ...]]:
+    """`(apply, adjoint, in_shape, out_shape)` of `A` (a torch matrix is wrapped as a `MatrixOperator`);
+    `b`'s precision must be `A`'s (a real `A` may meet complex data)."""
     if isinstance(A, torch.Tensor):
+        from ..operators.wrappers import MatrixOperator
+
         if A.ndim != 2:
             raise ValueError(f"A must be a matrix, got a tensor of shape {tuple(A.shape)}")
-        AH = A.mH if A.is_complex() else A.mT
-        if A.layout != torch.strided:
-            from ._common import sparse_matmul
-
-            AH = AH.to_sparse_csr() if A.layout == torch.sparse_csr else AH.coalesce()
-            return (lambda x: sparse_matmul(A, x)), (lambda y: sparse_matmul(AH, y)), (A.shape[1],), (A.shape[0],)
-        return (lambda x: x @ A.mT), (lambda y: y @ AH.mT), (A.shape[1],), (A.shape[0],)
+        A = MatrixOperator(A)
     apply, adjoint = getattr(A, "apply", None), getattr(A, "adjoint", None)
-    if callable(apply) and callable(adjoint) and hasattr(A, "in_shape"):
-        return apply, adjoint, tuple(A.in_shape), tuple(A.out_shape)
-    raise TypeError(f"A must be a LinearOperator (with apply and adjoint) or a torch matrix, got {type(A).__name__}")
+    if not (callable(apply) and callable(adjoint) and hasattr(A, "in_shape")):
+        raise TypeError(f"A must be a LinearOperator (with apply and adjoint) or a torch matrix, got {type(A).__name__}")
+    dtype = getattr(A, "dtype", None)
+    if dtype is not None and (b.real.dtype != dtype.to_real() or (dtype.is_complex and not b.is_complex())):
+        raise ValueError(f"dtype mismatch: A has {dtype}, b has {b.dtype}")
+    return apply, adjoint, tuple(A.in_shape), tuple(A.out_shape)
 
 
 @torch.no_grad()
@@ -75,7 +76,7 @@ def cgls(
     check_tolerances(rtol, atol, maxiter)
     if not (isinstance(damp, (int, float)) and damp >= 0):
         raise ValueError(f"damp must be a number >= 0, got {damp!r}")
-    apply, adjoint, in_shape, out_shape = _adjoint_pair(A)
+    apply, adjoint, in_shape, out_shape = _adjoint_pair(A, b)
     batch = split_batch(b, out_shape)
     check_finite(b, "b")
     check_no_grad(b, "b")

@@ -52,7 +52,12 @@ def _default_shapes(in_shape: Any, out_shape: Any, m: int, n: int) -> tuple[Any,
 
 
 def _product(M: torch.Tensor, x: torch.Tensor, in_shape: tuple, out_shape: tuple) -> torch.Tensor:
-    """`M @ x` over the trailing `in_shape` dims of x, for a dense or sparse matrix M."""
+    """`M @ x` over the trailing `in_shape` dims of x, for a dense or sparse matrix M; a real M acts on
+    a complex x part by part (as scipy's operators do), a real x meets a complex M in M's dtype."""
+    if x.is_complex() and not M.is_complex():
+        return torch.complex(_product(M, x.real, in_shape, out_shape), _product(M, x.imag, in_shape, out_shape))
+    if M.is_complex() and not x.is_complex():
+        x = x.to(M.dtype)
     lead = x.shape[: x.ndim - len(in_shape)]
     flat = x.reshape(*lead, M.shape[1])
     y = sparse_matmul(M, flat) if M.layout != torch.strided else flat @ M.mT
