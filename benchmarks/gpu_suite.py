@@ -11,7 +11,10 @@ Measures, against peers in the same process:
    `benchmarks/dcdm_vs_cg.py --dim 3 --sizes 128`), network in float32 and bfloat16, against CG,
    Jacobi-PCG and FFT-PCG on the same device (pyamg-PCG and IC-PCG on the CPU: `dcdm_vs_cg.py`);
 6. the shipped Darcy LSM (`datasets/darcy/lsm_r85`) on a batch of held-out 85² problems against batched
-   PCG on the same device (the CPU table: `benchmarks/darcy_operators.py`): time per problem and error.
+   PCG on the same device (the CPU table: `benchmarks/darcy_operators.py`): time per problem and error;
+7. DDS (50 NFE, the shipped prior `datasets/mri/ddpm_mni152`, complex64) on 4x 8-coil MRI of a held-out
+   MNI152 slice at 128² and upsampled to 320² (the DDS paper's fastMRI size; the issue's goal is <= 2 s
+   per 320² slice on an H100): time per slice alone and in a batch of 8, and the PSNR of |x|.
 Every row prints iterations and true relative residuals. Results go to stdout and, with --out DIR,
 to DIR/gpu_suite.json and DIR/gpu_suite.md.
 
@@ -193,6 +196,30 @@ def darcy_operators(num: int, dev: str) -> None:
                iterations=int(res.iterations.max()))
 
 
+def dds_mri(sizes: tuple[int, ...], batch: int, nfe: int, dev: str) -> None:
+    """Seconds per slice of DDS on 4x multi-coil MRI (`mri_case`, phase refreshed as `solvers/dds-mri.toml`)."""
+    import sciml
+    from sciml.models import load_pretrained
+    from sciml.problems.imaging import load_image, mri_case
+
+    data = Path(__file__).resolve().parents[1] / "datasets" / "mri"
+    prior = load_pretrained(data / "ddpm_mni152", device=dev)
+    for n in sizes:
+        image = load_image(data / "mni152_slices.h5", index=1, split="test_index")
+        image = torch.nn.functional.interpolate(image[None, None], size=(n, n), mode="bilinear", align_corners=False)[0, 0]
+        case = mri_case(image.clamp(0, 1).to(dev), coils=8, acceleration=4.0)
+        A = case.problem.forward.to(dev, torch.complex64)
+        y = case.problem.y.to(torch.complex64)
+        phase = case.extras["phase"].to(torch.complex64)
+        for b in (1, batch):
+            yb = y if b == 1 else y.expand(b, *y.shape).contiguous()
+            problem = sciml.InverseProblem(A, yb, noise_std=case.problem.noise_std)
+            t, sol = timed(lambda: sciml.solve(problem, "dds", model=prior, num_inference_steps=nfe, eta=0.5, gamma=3.0,
+                                               phase=phase, phase_refresh=4.0), dev, repeat=2)
+            record("dds", size=n, batch=b, nfe=nfe, s_per_slice=t / b,
+                   psnr_db=case.scores(sol.x.reshape(-1, n, n)[0])["psnr"])
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--device", default="cuda")
@@ -215,6 +242,7 @@ def main() -> None:
     fast_poisson(64 if args.quick else 2048, dev)
     dcdm_scene(16 if args.quick else 128, dev)
     darcy_operators(8 if args.quick else 512, dev)
+    dds_mri((32,) if args.quick else (128, 320), 2 if args.quick else 8, 5 if args.quick else 50, dev)
     if args.out:
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)

@@ -1,15 +1,16 @@
-"""Small helpers shared by the tests: reproducible random tensors, the example scripts as modules."""
+"""Small helpers shared by the tests: reproducible random tensors, the example and benchmark scripts as modules."""
 import importlib.util
 from pathlib import Path
 
 import torch
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
 
-def load_example(name: str):
-    """examples/<name>.py imported as a module (its `run` and helpers, without running `__main__`)."""
-    spec = importlib.util.spec_from_file_location(name, EXAMPLES / f"{name}.py")
+def load_example(name: str, folder: Path = EXAMPLES):
+    """<folder>/<name>.py (examples/ by default) imported as a module (its functions, without running `__main__`)."""
+    spec = importlib.util.spec_from_file_location(name, folder / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

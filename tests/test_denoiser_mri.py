@@ -1,7 +1,6 @@
 """The shipped MNI152 slices and the noise-conditioned DnCNN trained on them (datasets/mri/)."""
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -9,6 +8,7 @@ import h5py
 import numpy as np
 import pytest
 import torch
+from helpers import BENCHMARKS, load_example
 
 import sciml
 from sciml import models
@@ -160,10 +160,7 @@ def test_patch_random_phase_keeps_the_magnitude_and_is_smooth():
 
 
 def _benchmark():
-    spec = importlib.util.spec_from_file_location("pnp_vs_tv_mri", MRI.parents[1] / "benchmarks" / "pnp_vs_tv_mri.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_example("pnp_vs_tv_mri", BENCHMARKS)
 
 
 def test_pnp_with_shipped_denoiser_beats_zero_filled(denoiser):
