@@ -436,6 +436,28 @@ def test_init_starts_from_saved_weights_and_rejects_another_model(tmp_path):
         parse_config(base_config(steps=1, init=str(tmp_path / "missing")))
 
 
+def test_init_from_a_diffusers_pipeline_directory(tmp_path):
+    """`init` also takes the layout the model class itself loads: a "unet2d" prior shipped as a diffusers
+    DDPMPipeline directory starts the run with exactly its weights; another architecture is an error."""
+    from sciml._toml import ConfigError
+    from sciml.models.unet import UNet2DPrior
+
+    tiny = {"sample_size": 16, "block_out_channels": [8, 16], "norm_num_groups": 4}
+    torch.manual_seed(0)
+    UNet2DPrior(**tiny).save_pretrained(tmp_path / "pipeline")
+    shipped = UNet2DPrior.from_pretrained(tmp_path / "pipeline")
+    cfg = {**base_config(steps=1, init=str(tmp_path / "pipeline")), "model": {"name": "unet2d", **tiny}}
+    torch.manual_seed(1)
+    trainer = Trainer(parse_config(cfg))
+    mine, theirs = trainer.model.state_dict(), shipped.state_dict()
+    assert mine.keys() == theirs.keys()
+    for k in mine:
+        torch.testing.assert_close(mine[k], theirs[k], rtol=0, atol=0)
+    wider = {**cfg, "model": {"name": "unet2d", **tiny, "block_out_channels": [8, 32]}}
+    with pytest.raises(ConfigError, match="train.init.*does not match"):
+        Trainer(parse_config(wider))
+
+
 @pytest.mark.parametrize("path", sorted((ROOT / "configs").glob("*.toml")), ids=lambda p: p.name)
 def test_shipped_training_configs_are_valid(path):
     from sciml._toml import read_toml
@@ -447,7 +469,7 @@ def test_shipped_training_configs_are_valid(path):
     cfg = parse_config(data, file=file)
     assert cfg.steps >= 1 and cfg.batch_size >= 1 and cfg.model.name
     if init is not None and "datasets/" in init:  # a shipped checkpoint (checked by the loader too)
-        assert (cfg.init / "model.safetensors").is_file(), cfg.init
+        assert (cfg.init / "model.safetensors").is_file() or (cfg.init / "model_index.json").is_file(), cfg.init
 
 
 # ------------------------------------------------------------------- precise BatchNorm

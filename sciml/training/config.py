@@ -168,11 +168,12 @@ def parse_config(data: dict[str, Any], file: str | Path | None = None) -> TrainC
     cfg.shuffle = t.get("shuffle", (bool,), cfg.shuffle)
     cfg.deterministic = t.get("deterministic", (bool,), cfg.deterministic)
     cfg.run_dir = t.get("run_dir", (str,), None, expected="a folder for checkpoints and metrics")
-    init = t.get("init", (str,), None, expected=f"a model directory ({WEIGHTS} + config.json)")
+    init = t.get("init", (str,), None, expected=f"a model directory ({WEIGHTS} + config.json, or a diffusers pipeline)")
     if init is not None:
         cfg.init = (source.parent / init).resolve() if file is not None else Path(init)
-        if not (cfg.init / WEIGHTS).is_file():
-            raise t.error("init", f"expected a model directory with {WEIGHTS}, got {str(cfg.init)!r}")
+        if not ((cfg.init / WEIGHTS).is_file() or (cfg.init / "model_index.json").is_file()):
+            raise t.error("init", f"expected a model directory with {WEIGHTS} (or a diffusers pipeline directory with "
+                                  f"model_index.json), got {str(cfg.init)!r}")
     t.finish()
 
     cfg.model = _model(root.table("model", required=False), source)

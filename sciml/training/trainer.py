@@ -76,8 +76,7 @@ class Trainer:
         seed_everything(cfg.seed)  # the same initial weights on every process
         self.model = (model if model is not None else self._build_model()).to(self.device)
         if cfg.init is not None:
-            self._check_same_model(cfg.init, "train.init")
-            registry.read_weights(self.model, cfg.init / registry.WEIGHTS, self.device)
+            self._init_weights(cfg.init)
         if self.dtype is not None:
             self.model.to(self.dtype)
         self.train_data = train_data if train_data is not None else self._build_data(cfg.data.spec, "train", "data")
@@ -419,6 +418,23 @@ class Trainer:
             "loss_accumulator": [r["loss_accumulator"] for r in per_rank],
         }
         return write_checkpoint(self.run_dir / CHECKPOINT, self.model, state)
+
+    def _init_weights(self, directory: Path) -> None:
+        """Start from the weights in `directory`: a sciml model directory, or the model class's own
+        `from_pretrained` layout (e.g. a shipped diffusers pipeline for "unet2d")."""
+        if (directory / registry.WEIGHTS).is_file():
+            self._check_same_model(directory, "train.init")
+            registry.read_weights(self.model, directory / registry.WEIGHTS, self.device)
+            return
+        load = getattr(type(self.model), "from_pretrained", None)
+        if load is None:
+            raise self.config.error("train.init", f"{directory} has no {registry.WEIGHTS}, and model "
+                                                  f"{type(self.model).__name__} has no from_pretrained to read it")
+        try:
+            self.model.load_state_dict(load(directory, device=self.device).state_dict(), strict=True)
+        except (RuntimeError, ValueError) as e:
+            raise self.config.error("train.init", f"the model in {directory} does not match this config's: "
+                                                  f"{str(e).splitlines()[0]}") from None
 
     def _check_same_model(self, directory: Path, key: str) -> None:
         """Raise naming `key` if the model saved in `directory` is not the one this config builds."""
