@@ -71,8 +71,8 @@ def cg(
 
     Example:
         >>> A = torch.tensor([[4.0, 1.0], [1.0, 3.0]], dtype=torch.float64)
-        >>> cg(A, torch.ones(2, dtype=torch.float64), rtol=1e-12).x
-        tensor([0.0909, 0.3030], dtype=torch.float64)
+        >>> cg(A, torch.ones(2, dtype=torch.float64), rtol=1e-12).x     # (2/11, 3/11)
+        tensor([0.1818, 0.2727], dtype=torch.float64)
     """
     P = KrylovSetup(A, b, x0=x0, M=M, rtol=rtol, atol=atol, maxiter=maxiter, check_every=check_every)
     rows = math.prod(P.batch)

@@ -70,8 +70,8 @@ def cgls(
 
     Example:
         >>> A = torch.tensor([[1.0, 0.0], [0.0, 2.0], [1.0, 1.0]], dtype=torch.float64)
-        >>> cgls(A, torch.tensor([1.0, 2.0, 3.0], dtype=torch.float64), rtol=1e-12).x
-        tensor([1.6667, 1.1667], dtype=torch.float64)
+        >>> cgls(A, torch.tensor([1.0, 2.0, 3.0], dtype=torch.float64), rtol=1e-12).x     # (13/9, 10/9)
+        tensor([1.4444, 1.1111], dtype=torch.float64)
     """
     check_tolerances(rtol, atol, maxiter)
     if not (isinstance(damp, (int, float)) and damp >= 0):

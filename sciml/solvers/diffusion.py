@@ -312,6 +312,7 @@ class DDS(_DataConsistent):
 
     Example (a mask on 16x16 images; `model` any ε-model, e.g. a diffusers ``UNet2DModel``)::
 
+        >>> import sciml
         >>> mask = (torch.rand(16, 16) < 0.3).double()
         >>> A = sciml.operators.FunctionOperator(lambda x: x * mask, lambda y: y * mask, in_shape=(16, 16))
         >>> prob = sciml.InverseProblem(A, A.apply(torch.rand(4, 16, 16, dtype=torch.float64)))

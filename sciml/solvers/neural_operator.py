@@ -25,9 +25,14 @@ data stored on nodes that include the boundary, as the Darcy generator's 85 x 85
 tensor on a grid with `points = (85, 85)` whatever the grid's boundary condition; expression fields are
 evaluated at `Grid.nodes` (for Dirichlet axes the interior nodes, h = 1/(n+1)).
 
-Example:
-    >>> sol = sciml.solve(PDEProblem(grid, a=a_tensor), "lsm", model="out/train/lsm-darcy/model")
-    >>> sol.x.shape == grid.points
+Example (the shipped Darcy LSM on two coefficient fields of the data generator; run from the repository root):
+    >>> import sciml
+    >>> from sciml.data.generators.darcy import DarcyGenerator, node_grid
+    >>> a = torch.from_numpy(DarcyGenerator(resolution=85).generate(range(2), seed=1)["coeff"]).float()
+    >>> sol = sciml.solve(PDEProblem(node_grid(85), source=1.0, a=a, dtype=torch.float32), "lsm",
+    ...                   model="datasets/darcy/lsm_r85")
+    >>> tuple(sol.x.shape)
+    (2, 85, 85)
 """
 from __future__ import annotations
 

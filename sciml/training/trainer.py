@@ -541,7 +541,10 @@ def train(config: Any, run_dir: str | os.PathLike | None = None, resume: bool = 
     started = distributed.init_from_env(use_cuda)
     try:
         trainer = Trainer(cfg, run_dir=run_dir, progress=progress, **trainer_kwargs)
-        return trainer.fit(resume=resume)
+        summary = trainer.fit(resume=resume)
+        if started:
+            distributed.barrier()  # no process tears the group down while another is still in a collective
+        return summary
     finally:
         if started:
             torch.distributed.destroy_process_group()
