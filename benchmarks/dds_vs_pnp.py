@@ -102,16 +102,14 @@ def diffusion_methods(prior, nfe: int, deis_nfe: int, dps_nfe: int, tuned: dict,
     def dc_opts(p):  # the samplers with data consistency every step
         return {**opts(p), "phase_refresh": refresh}
 
-    def mean_of(p, n, **kw):  # the average of n posterior samples (a batch): towards the posterior mean
-        batch = sciml.InverseProblem(p.forward, p.y.expand(n, *p.y.shape).contiguous(), noise_std=p.noise_std)
-        return sciml.solve(batch, "dds", num_inference_steps=nfe, eta=eta, gamma=gamma, **kw, **dc_opts(p)).x.mean(0)
-
     return {
         f"DDS ({nfe} NFE, eta {eta:g}, {_branch(gamma)})":
             lambda p: sciml.solve(p, "dds", num_inference_steps=nfe, eta=eta, gamma=gamma, **dc_opts(p)).x,
         "DDS, warm start at 0.3 T":
             lambda p: sciml.solve(p, "dds", num_inference_steps=nfe, eta=eta, gamma=gamma, start=0.3, **dc_opts(p)).x,
-        "DDS, warm start, mean of 8 samples": lambda p: mean_of(p, 8, start=0.3),
+        "DDS, warm start, mean of 8 samples":  # towards the posterior mean (the 8 samples are one batch)
+            lambda p: sciml.solve(p, "dds", num_inference_steps=nfe, eta=eta, gamma=gamma, start=0.3, num_samples=8,
+                                  **dc_opts(p)).x,
         f"DEIS-DC (tAB-3, {deis_nfe} NFE)":
             lambda p: sciml.solve(p, "deis", num_inference_steps=deis_nfe, gamma=gamma, **dc_opts(p)).x,
         f"DDIM + final CG ({nfe} NFE)":

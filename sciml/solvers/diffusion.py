@@ -47,7 +47,10 @@ complex images as two channels or one channel with a known phase, volumes as sli
 Every solver returns a `Solution` with `x` the estimate in the problem's shape and dtype,
 `residuals` the per-step relative data residual :math:`\|A\tilde x_0 - y\|/\|y\|` `(NFE, *batch)`,
 `stats` (`status` SUCCESS, or NONFINITE for a system whose iterate became NaN/Inf; `iterations` = NFE),
-and `info` (`nfe`, `wall_time`, `relative_residual`, `reason`). The loops do no host synchronisation
+and `info` (`nfe`, `wall_time`, `relative_residual`, `reason`). With ``num_samples`` = n every solver draws
+n samples per system in one batch and returns their mean (a Monte-Carlo estimate of the posterior mean
+the sampler targets) with ``info["std"]``, the per-pixel standard deviation (an uncertainty map), and
+``info["samples"]``. The loops do no host synchronisation
 besides the CG kernel's own and the optional progress bar; NaN/Inf is detected per system on the device
 (the system's iterate is zeroed to keep the batch going) and reported at the end.
 """
@@ -156,6 +159,28 @@ class _Setup:
     xdims: tuple[int, ...]
 
 
+def _sample_mean(sol: Solution, problem: InverseProblem, start: float) -> Solution:
+    """The `Solution` of the mean of the samples `sol.x` `(n, *batch, *in_shape)` of `problem`: `x` the mean,
+    `info["std"]` the per-entry standard deviation (of the magnitude of the deviations for complex
+    unknowns; n - 1 in the denominator) and `info["samples"]`; `residuals` the per-step mean over the
+    samples, `info["relative_residual"]` that of the mean; a system is NONFINITE if any of its samples is."""
+    samples = sol.x
+    x, std = samples.mean(0), samples.std(0)
+    status, iterations = sol.stats["status"].amax(0), sol.stats["iterations"].amax(0)
+    A, y = problem.forward, problem.y
+    odims = tuple(range(-len(A.out_shape), 0))
+    ynorm = torch.linalg.vector_norm(y, dim=odims).to(torch.float64)
+    final = torch.linalg.vector_norm(A.apply(x) - y, dim=odims).to(torch.float64) / torch.where(ynorm > 0, ynorm, 1)
+    finite = final[torch.isfinite(final)]
+    info = {**sol.info, "num_samples": samples.shape[0], "std": std, "samples": samples,
+            "relative_residual": float(finite.max()) if finite.numel() else math.nan,
+            "wall_time": time.perf_counter() - start}
+    if int(status.max()) == int(Status.NONFINITE):
+        info["reason"] = (f"NaN or Inf in some samples of {int((status == int(Status.NONFINITE)).sum())} of "
+                          f"{status.numel()} systems (their x is NaN); lower the step size or check the model")
+    return Solution(x, sol.residuals.mean(1), {"status": status, "iterations": iterations}, info)
+
+
 # --- shared base --------------------------------------------------------------------------------
 @dataclass
 class _Diffusion(Solver):
@@ -172,9 +197,11 @@ class _Diffusion(Solver):
     generator: torch.Generator | None = None
     batch_size: int | None = None
     progress: bool = False
+    num_samples: int = 1
 
     def __post_init__(self) -> None:
         n = self.name
+        _int(n, "num_samples", self.num_samples, 1)
         if self.model is None:
             raise SolverOptionError(f"{n}: option 'model' is required (an ε-model model(x, t), e.g. a diffusers UNet2DModel)")
         if not callable(self.model):
@@ -196,6 +223,20 @@ class _Diffusion(Solver):
             _int(n, "batch_size", self.batch_size, 1)
         if not isinstance(self.progress, bool):
             raise SolverOptionError(f"{n}: progress must be True or False, got {self.progress!r}")
+
+    def solve(self, problem: InverseProblem) -> Solution:
+        """One sample per system, or with `num_samples` = n the mean of n samples (a Monte-Carlo estimate of
+        the posterior mean the sampler targets) and their per-pixel standard deviation (`info["std"]`)."""
+        n = self.num_samples
+        if n == 1:
+            return self._sample(problem)
+        start = time.perf_counter()
+        y = problem.y
+        sol = self._sample(InverseProblem(problem.forward, y.expand(n, *y.shape).contiguous(), noise_std=problem.noise_std))
+        return _sample_mean(sol, problem, start)
+
+    def _sample(self, problem: InverseProblem) -> Solution:
+        raise NotImplementedError
 
     # --- setup --------------------------------------------------------------------------------
     def _setup(self, problem: InverseProblem, scheduler: Any = None) -> _Setup:
@@ -308,7 +349,8 @@ class DDS(_DataConsistent):
     `tv_z` (λ of TV along z for volumes; None: off), `rho` (ADMM penalty, 10), `start` (1: sample from pure
     noise; s < 1: start at timestep s·T from `x_init` diffused to that noise level -- a warm start in the
     manner of SDEdit/CCDF, not in the DDS paper; `x_init` defaults to 4·`cg_iter` CG steps on the normal
-    equations from zero), `seed` (0), `generator`, `batch_size` (model chunk), `progress` (tqdm bar).
+    equations from zero), `seed` (0), `generator`, `batch_size` (model chunk), `progress` (tqdm bar),
+    `num_samples` (1; n: x is the mean of n samples, `info["std"]` their per-pixel spread).
 
     Example (a mask on 16x16 images; `model` any ε-model, e.g. a diffusers ``UNet2DModel``)::
 
@@ -350,7 +392,7 @@ class DDS(_DataConsistent):
             raise SolverOptionError(f"{self.name}: scheduler must be a diffusers-style scheduler with set_timesteps() and "
                                     f"step(), got {type(self.scheduler).__name__}")
 
-    def solve(self, problem: InverseProblem) -> Solution:
+    def _sample(self, problem: InverseProblem) -> Solution:
         start = time.perf_counter()
         sch = self._scheduler()
         S = self._setup(problem, sch)
@@ -533,7 +575,7 @@ class DDIM(_DataConsistent):
         super().__post_init__()
         _num(self.name, "eta", self.eta, lo=0, hi=1)
 
-    def solve(self, problem: InverseProblem) -> Solution:
+    def _sample(self, problem: InverseProblem) -> Solution:
         start = time.perf_counter()
         S = self._setup(problem)
         L = S.layout
@@ -562,7 +604,7 @@ class DPS(_Diffusion):
 
     Options: `model` (required), `num_inference_steps` (1000; = NFE), `step_size` ζ (1.0; in the
     model's data space), `eta` (DDIM's η, 1.0: DDPM-like ancestral noise), `data_range`,
-    `alphas_cumprod`, `phase`, `seed`, `generator`, `batch_size`, `progress`. Needs a differentiable
+    `alphas_cumprod`, `phase`, `seed`, `generator`, `batch_size`, `progress`, `num_samples`. Needs a differentiable
     model and operator (autograd through both).
     """
 
@@ -577,7 +619,7 @@ class DPS(_Diffusion):
         _num(self.name, "step_size", self.step_size, lo=0)
         _num(self.name, "eta", self.eta, lo=0, hi=1)
 
-    def solve(self, problem: InverseProblem) -> Solution:
+    def _sample(self, problem: InverseProblem) -> Solution:
         start = time.perf_counter()
         S = self._setup(problem)
         L = S.layout
