@@ -5,7 +5,8 @@ template (or a simulated phantom).
 
     python examples/mri_reconstruction.py [--image mni152|shepp-logan] [--size 128] [--coils 8]
                                           [--acceleration 4] [--noise 0.005] [--estimate-maps]
-                                          [--method dds,tv,...] [--nfe 50] [--device cpu] [--out out/mri.png]
+                                          [--method dds,tv,...] [--nfe 50] [--samples 1] [--device cpu]
+                                          [--out out/mri.png]
 
 k-space is simulated from the magnitude image (default: test slice 1 of datasets/mri/mni152_slices.h5,
 a slice the denoiser never saw in training; `--image shepp-logan`: the modified Shepp-Logan phantom)
@@ -14,8 +15,9 @@ sampled centre. With --estimate-maps the coil maps are estimated from the calibr
 of taken as known. The learned PnP (PnP-HQS) uses the noise-conditioned DnCNN of
 datasets/mri/dncnn_mni152/ (`sciml.models.load`) with an annealed noise level on the phase-corrected
 image; DDS (`--method dds`) the diffusion prior of datasets/mri/ddpm_mni152/ (a diffusers UNet2DModel,
-`sciml.models.load_pretrained`). Prints a PSNR/SSIM table of the magnitude images and saves a figure
-with reconstructions and error maps.
+`sciml.models.load_pretrained`); with `--samples N` it is the mean of N samples, and a second figure
+(`<out>_uncertainty.png`) puts their per-pixel standard deviation beside the actual error. Prints a
+PSNR/SSIM table of the magnitude images and saves a figure with reconstructions and error maps.
 """
 from __future__ import annotations
 
@@ -39,7 +41,7 @@ METHODS = ("zero-filled", "cg", "tv", "pnp-admm", "pnp-hqs", "lpn", "dds")
 
 def run(size: int = 128, coils: int = 8, acceleration: float = 4.0, noise: float = 0.005, estimate_maps: bool = False,
         device: str = "cpu", seed: int = 0, out: str | None = None, image: str = "mni152",
-        methods: tuple[str, ...] | str = METHODS, nfe: int = 50) -> dict[str, dict[str, float]]:
+        methods: tuple[str, ...] | str = METHODS, nfe: int = 50, samples: int = 1) -> dict[str, dict[str, float]]:
     if image not in ("mni152", "shepp-logan"):
         raise ValueError(f"image must be 'mni152' or 'shepp-logan', got {image!r}")
     methods = tuple(methods.split(",")) if isinstance(methods, str) else tuple(methods)
@@ -98,8 +100,11 @@ def run(size: int = 128, coils: int = 8, acceleration: float = 4.0, noise: float
         # (Tweedie + 5 CG steps of data consistency + re-noising) on the phase-corrected real image, the phase
         # re-estimated after every step from the data-consistent estimate smoothed over 4 pixels
         prior = models.load_pretrained(MRI_DATA / "ddpm_mni152", device=device)
-        timed(f"DDS ({nfe} NFE)", lambda: sciml.solve(problem, "dds", model=prior, phase=case.extras["phase"],
-                                                      phase_refresh=4.0, num_inference_steps=nfe).x)
+        dds = {}
+        name = f"DDS ({nfe} NFE)" if samples == 1 else f"DDS ({nfe} NFE, mean of {samples})"
+        timed(name, lambda: dds.setdefault("sol", sciml.solve(problem, "dds", model=prior, phase=case.extras["phase"],
+                                                              phase_refresh=4.0, num_inference_steps=nfe,
+                                                              num_samples=samples)).x)
     table = {}
     maps_note = "estimated" if estimate_maps else "known"
     print(f"multi-coil MRI, {image} {size}x{size}, {coils} coils ({maps_note} maps), {acceleration:g}x lines, noise {noise}:")
@@ -111,7 +116,33 @@ def run(size: int = 128, coils: int = 8, acceleration: float = 4.0, noise: float
         from ct_reconstruction import _figure  # same figure layout as the CT example
 
         _figure(magnitude, {k: v.abs() for k, v in recon.items()}, table, out)
+        if "dds" in methods and samples > 1:
+            _uncertainty_figure(magnitude, dds["sol"], out)
     return table
+
+
+def _uncertainty_figure(magnitude: torch.Tensor, sol, out: str) -> None:
+    """DDS's sample mean, its actual error and the samples' per-pixel std (the model's uncertainty)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from sciml.plots import save_figure
+
+    mean = sol.x.abs().cpu()
+    panels = [("DDS, mean of %d samples" % sol.info["num_samples"], mean, "gray", 1.0),
+              ("|mean - truth|", (mean - magnitude.cpu()).abs(), "magma", 0.2),
+              ("std of the samples", sol.info["std"].cpu(), "magma", 0.2)]
+    fig, axes = plt.subplots(1, 3, figsize=(9.6, 3.4))
+    for ax, (title, img, cmap, top) in zip(axes, panels):
+        ax.imshow(img.numpy(), cmap=cmap, vmin=0, vmax=top)
+        ax.set_title(title, fontsize=9)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.tight_layout()
+    path = Path(out)
+    print(f"wrote {save_figure(fig, path.with_name(path.stem + '_uncertainty' + path.suffix), dpi=100)}")
 
 
 if __name__ == "__main__":
@@ -127,6 +158,7 @@ if __name__ == "__main__":
     ap.add_argument("--method", default=",".join(METHODS),
                     help=f"comma-separated subset of {', '.join(METHODS)} (default: all)")
     ap.add_argument("--nfe", type=int, default=50, help="DDS model evaluations")
+    ap.add_argument("--samples", type=int, default=1, help="DDS samples to average (> 1 adds an uncertainty figure)")
     args = ap.parse_args()
     run(args.size, args.coils, args.acceleration, args.noise, args.estimate_maps, args.device, out=args.out,
-        image=args.image, methods=args.method, nfe=args.nfe)
+        image=args.image, methods=args.method, nfe=args.nfe, samples=args.samples)

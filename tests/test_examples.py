@@ -57,6 +57,14 @@ def test_mri_example_tv_beats_zero_filled(tmp_path, monkeypatch):
     assert (tmp_path / "mri.png").exists()
 
 
+def test_mri_example_dds_mean_and_uncertainty_figure(tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(EXAMPLES))
+    ex = load("mri_reconstruction")
+    table = ex.run(size=32, coils=4, out=str(tmp_path / "mri.png"), methods="zero-filled,dds", nfe=5, samples=3)
+    assert table["DDS (5 NFE, mean of 3)"]["psnr"] > table["zero-filled"]["psnr"]
+    assert (tmp_path / "mri_uncertainty.png").read_bytes()[:4] == b"\x89PNG"
+
+
 def test_psnr_and_ssim():
     import torch
 
