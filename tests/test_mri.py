@@ -67,6 +67,26 @@ def test_fft2c_unitary_and_matches_numpy(dtype):
 
 
 # --- the operator ----------------------------------------------------------------------------------
+@pytest.mark.parametrize("shape", [(12, 10), (7, 9)])
+def test_operator_is_its_definition_with_numpy_shifts(shape):
+    """A x = M * fftshift(fft2(ifftshift(S_c x))) with numpy's shifts (the operator folds the shifts into
+    its maps and mask as phase ramps), also after `.to(complex64)`; A^H y = sum_c conj(S_c) F^H(M y_c)."""
+    H, W = shape
+    S = birdcage_sensitivities((H, W), 4)
+    mask = uniform_lines_mask((H, W), 2, seed=1)
+    A = MultiCoilMRI(S, mask)
+    x, y = crandn(2, H, W, dtype=torch.complex128), crandn(2, 4, H, W, dtype=torch.complex128)
+    m, Sn = mask.numpy().astype(float), S.numpy()
+    ref = m * np.fft.fftshift(np.fft.fft2(np.fft.ifftshift(Sn * x.numpy()[:, None], axes=(-2, -1)), norm="ortho"),
+                              axes=(-2, -1))
+    back = (Sn.conj() * np.fft.fftshift(np.fft.ifft2(np.fft.ifftshift(m * y.numpy(), axes=(-2, -1)), norm="ortho"),
+                                        axes=(-2, -1))).sum(1)
+    assert np.abs(A.apply(x).numpy() - ref).max() < 1e-13
+    assert np.abs(A.adjoint(y).numpy() - back).max() < 1e-13
+    A32 = A.to(dtype=torch.complex64)
+    assert np.abs(A32.apply(x.to(torch.complex64)).numpy() - ref).max() < 1e-5
+
+
 def test_adjoint_complex128_shared_and_per_sample_maps():
     S = birdcage_sensitivities((N, N), 8)
     mask = uniform_lines_mask((N, N), 4, seed=0)

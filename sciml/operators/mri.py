@@ -14,6 +14,7 @@ Conventions (fastMRI / DDS, see `shared/papers/diffusion.md`):
 """
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any
 
@@ -37,16 +38,44 @@ _DIMS = (-2, -1)
 def fft2c(x: torch.Tensor) -> torch.Tensor:
     """Centred orthonormal 2-D FFT over the last two dims: `fftshift(fft2(ifftshift(x), norm="ortho"))`.
 
-    Unitary (preserves the 2-norm); batched over leading dims; real input returns complex.
+    Unitary (preserves the 2-norm); batched over leading dims; real input returns complex. The shifts are
+    phase ramps (`_centring`), not copies: `P * fft2(Q * x)`.
     """
     _need_2d(x, "x")
-    return torch.fft.fftshift(torch.fft.fft2(torch.fft.ifftshift(x, dim=_DIMS), norm="ortho"), dim=_DIMS)
+    Q, P = _centring(x.shape[-2], x.shape[-1], _complex(x.dtype), x.device)
+    return torch.fft.fft2(Q * x, norm="ortho").mul_(P)
 
 
 def ifft2c(k: torch.Tensor) -> torch.Tensor:
-    """Inverse of `fft2c` (and its adjoint): `fftshift(ifft2(ifftshift(k), norm="ortho"))`."""
+    """Inverse of `fft2c` (and its adjoint): `fftshift(ifft2(ifftshift(k), norm="ortho"))` = `conj(Q) * ifft2(conj(P) * k)`."""
     _need_2d(k, "k")
-    return torch.fft.fftshift(torch.fft.ifft2(torch.fft.ifftshift(k, dim=_DIMS), norm="ortho"), dim=_DIMS)
+    Q, P = _centring(k.shape[-2], k.shape[-1], _complex(k.dtype), k.device)
+    return torch.fft.ifft2(P.conj() * k, norm="ortho").mul_(Q.conj())
+
+
+def _complex(dtype: torch.dtype) -> torch.dtype:
+    return dtype if dtype.is_complex else (dtype if dtype.is_floating_point else torch.float32).to_complex()
+
+
+@functools.lru_cache(maxsize=32)
+def _centring(H: int, W: int, dtype: torch.dtype, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    r"""`(Q, P)`, `(H, W)` each: the shifts of `fft2c` as phase ramps, `fft2c(x) = P * fft2(Q * x)`.
+
+    Per axis of length n with s = n // 2, `ifftshift` then `fft` is :math:`e^{2\pi i k s/n}` times the
+    transform, and `fftshift` of a transform is the transform of :math:`e^{2\pi i m s/n} x_m`; so
+    :math:`Q_m = e^{2\pi i s m/n}`, :math:`P_k = e^{2\pi i s (k - s)/n}` (±1 for even n, exactly).
+    """
+    def ramp(n: int, offset: int) -> torch.Tensor:
+        s = n // 2
+        r = (s * (torch.arange(n, dtype=torch.int64) - offset)) % n  # the angle in units of 2 pi / n
+        angle = 2 * math.pi * r.to(torch.float64) / n
+        cos, sin = torch.cos(angle), torch.sin(angle)
+        exact = (4 * r) % n == 0  # multiples of pi / 2: exactly 0 or +-1
+        return torch.complex(torch.where(exact, cos.round(), cos), torch.where(exact, sin.round(), sin))
+
+    Q = ramp(H, 0)[:, None] * ramp(W, 0)[None, :]
+    P = ramp(H, H // 2)[:, None] * ramp(W, W // 2)[None, :]
+    return Q.to(device=device, dtype=dtype), P.to(device=device, dtype=dtype)
 
 
 def _need_2d(x: Any, name: str) -> None:
@@ -106,6 +135,11 @@ class MultiCoilMRI(LinearOperator):
         # A real 0/1 mask in the operator's real precision (so `to()` casts it along).
         self.mask = mask.to(device=sensitivities.device, dtype=sensitivities.dtype.to_real()).contiguous()
         self.n_coils = C
+        # fft2c(v) = P * fft2(Q * v): the centring folded into the coil maps and the mask, so that a product
+        # is one multiply, one FFT per coil and one multiply (no shifts)
+        Q, P = _centring(H, W, sensitivities.dtype, sensitivities.device)
+        self._maps_q = sensitivities * Q
+        self._mask_p = self.mask * P
 
     def _check(self, t: torch.Tensor, name: str, shape: tuple) -> None:
         if not isinstance(t, torch.Tensor):
@@ -118,11 +152,11 @@ class MultiCoilMRI(LinearOperator):
 
     def apply(self, x: torch.Tensor) -> torch.Tensor:
         self._check(x, "x", self.in_shape)
-        return self.mask * fft2c(self.sensitivities * x.unsqueeze(-3))
+        return torch.fft.fft2(self._maps_q * x.unsqueeze(-3), norm="ortho").mul_(self._mask_p)
 
     def adjoint(self, y: torch.Tensor) -> torch.Tensor:
         self._check(y, "y", self.out_shape)
-        return (self.sensitivities.conj() * ifft2c(self.mask * y)).sum(dim=-3)
+        return (self._maps_q.conj() * torch.fft.ifft2(self._mask_p.conj() * y, norm="ortho")).sum(dim=-3)
 
     @property
     def acceleration(self) -> float:
