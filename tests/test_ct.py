@@ -77,6 +77,18 @@ def test_cache_and_chunked_paths_agree():
     torch.testing.assert_close(A(x), B(x), rtol=0, atol=1e-12)
     torch.testing.assert_close(A.adjoint(A(x)), B.adjoint(B(x)), rtol=0, atol=1e-11)
     assert A._cache and not B._cache
+    # the cached path is a pair of CSR matrices with valid invariants (sorted, distinct columns per row)
+    for M in A._sparse(torch.float64, x.device):
+        with torch.sparse.check_sparse_tensor_invariants():
+            torch.sparse_csr_tensor(M.crow_indices(), M.col_indices(), M.values(), M.shape)
+    # complex images (real and imaginary parts separately) and autograd through both paths
+    z = torch.randn(2, 20, 20, dtype=torch.complex128)
+    torch.testing.assert_close(A(z), torch.complex(B(z.real), B(z.imag)), rtol=0, atol=1e-12)
+    for op in (A, B):
+        xg = x.clone().requires_grad_(True)
+        op(xg).sum().backward()
+        torch.testing.assert_close(xg.grad, op.adjoint(torch.ones(2, *op.out_shape, dtype=torch.float64)),
+                                   rtol=0, atol=1e-12)
 
 
 def test_disc_matches_analytic_radon():

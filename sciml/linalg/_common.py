@@ -15,14 +15,17 @@ Matvec = Callable[[torch.Tensor], torch.Tensor]
 def sparse_matmul(S: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """Apply a torch sparse (COO/CSR) matrix `S` (m, n) to `x` (..., n) -> (..., m).
 
-    On CPU, sparse-times-dense-matrix products in torch are many times slower than sparse
-    matrix-vector products (measured in benchmarks/cg_vs_scipy.py), so a batch is applied one
-    vector at a time there; accelerators use one sparse-dense product.
+    On CPU, a sparse-times-dense-matrix product in torch is slower than one sparse matrix-vector
+    product per vector for stencil-like matrices with a few non-zeros per row (measured in
+    benchmarks/cg_vs_scipy.py), but reads the matrix once for the whole batch, which wins for dense
+    rows such as a CT projector's (benchmarks/ct_operator.py): a CPU batch is applied one vector at a
+    time when rows hold fewer than 16 non-zeros on average; accelerators always use one product.
     """
     n = S.shape[1]
     lead = x.shape[:-1]
     rows = x.reshape(-1, n)
-    if rows.shape[0] == 1 or x.device.type == "cpu":
+    sparse_rows = S._nnz() < 16 * S.shape[0]
+    if rows.shape[0] == 1 or (x.device.type == "cpu" and sparse_rows):
         y = torch.stack([torch.mv(S, row) for row in rows])
     else:
         y = (S @ rows.mT.contiguous()).mT

@@ -9,12 +9,14 @@ Discretisation (both geometries): Joseph's ray-driven method
     Values outside the image are zero. So each ray is a sparse row of the system matrix with at most
     `2 * max(H, W)` non-zeros (P. M. Joseph, IEEE TMI 1(3):192-196, 1982).
 
-    `apply` gathers the pixel values at those indices and sums them with the weights; `adjoint`
-    scatters (`index_add_`) the sinogram values back with the *same* indices and weights. The adjoint
-    is therefore exact (the dot-product test is at round-off, ~1e-16 in float64), and both are pure
-    torch, batched over leading dimensions, autograd-friendly and device-agnostic. Indices and
-    weights are computed in float64 from the geometry, in chunks of rays (no loop over pixels), and
-    cached per (device, dtype) when the whole matrix has at most `cache_limit` non-zero slots.
+    Indices and weights are computed in float64 from the geometry, in chunks of rays (no loop over
+    pixels). When the whole matrix has at most `cache_limit` non-zero slots, it is stored once per
+    (device, dtype) as two CSR matrices, itself and its transpose with the *same* entries: `apply` and
+    `adjoint` are sparse products. Above that, `apply` gathers the pixel values chunk by chunk and sums
+    them with the weights, and `adjoint` scatters (`index_add`) the sinogram values back with the same
+    indices and weights. Either way the adjoint is exact (the dot-product test is at round-off, ~1e-16
+    in float64), and both are pure torch, batched over leading dimensions, autograd-friendly and
+    device-agnostic.
 
 Conventions
     Image `(*batch, H, W)`, pixel size 1: pixel `(i, j)` has centre `x = j - (W - 1)/2`,
@@ -29,11 +31,13 @@ Conventions
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any
 
 import torch
 
 from .base import LinearOperator
+from .wrappers import _product
 
 __all__ = ["ParallelBeamRadon", "FanBeamRadon", "fbp", "FBP_FILTERS", "sparse_view_angles", "limited_angle", "shepp_logan"]
 
@@ -74,13 +78,24 @@ def _positive(value: Any, name: str) -> float:
     return v
 
 
+def _csr(rows: torch.Tensor, cols: torch.Tensor, vals: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
+    """A CSR matrix from distinct `(rows, cols)` entries (columns sorted within each row, as CSR requires;
+    int32 indices where they fit: faster CPU products)."""
+    order = torch.argsort(rows * shape[1] + cols)
+    crow = torch.cat([rows.new_zeros(1), torch.bincount(rows, minlength=shape[0]).cumsum(0)])
+    index = torch.int32 if vals.numel() < 2**31 - 1 else torch.int64
+    with warnings.catch_warnings():  # torch flags CSR support as beta on every construction
+        warnings.simplefilter("ignore", UserWarning)
+        return torch.sparse_csr_tensor(crow.to(index), cols[order].to(index), vals[order], shape, check_invariants=False)
+
+
 class _RayOperator(LinearOperator):
     """Joseph-method projector for an arbitrary set of lines, given by an origin and a unit direction each.
 
     Subclasses implement `_rays(angles) -> (origin, direction)`, each `(n_angles, n_detectors, 2)` float64.
     """
 
-    cache_limit = 1 << 23  # non-zero slots (index + weight) kept in memory; ~128 MB in float64
+    cache_limit = 1 << 25  # non-zero slots of a matrix kept as CSR (two copies with int32 indices: <= 0.8 GB in float64)
 
     def __init__(self, image_shape: Any, angles: Any, n_detectors: int, *, dtype: torch.dtype | None,
                  device: Any):
@@ -138,41 +153,52 @@ class _RayOperator(LinearOperator):
             wts.append(torch.where(ok, w * scale, torch.zeros_like(w)))
         return torch.stack(idx, -1), torch.stack(wts, -1).to(dtype)
 
-    def _matrix(self, dtype: torch.dtype, device: torch.device):
-        """Yields `(a0, a1, idx, w)` chunks, from the cache when the matrix is small enough."""
+    def _sparse(self, dtype: torch.dtype, device: torch.device) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """The matrix and its transpose as CSR, built once per (device, dtype); None when the matrix has more
+        than `cache_limit` non-zero slots (then `apply`/`adjoint` work chunk by chunk)."""
         H, W = self.in_shape
-        total = self.n_angles * self.n_detectors * max(H, W) * 2
+        if self.n_angles * self.n_detectors * max(H, W) * 2 > self.cache_limit:
+            return None
         key = (device, dtype)
-        if key in self._cache:
-            yield from self._cache[key]
-            return
-        chunks = []
-        for a0, a1 in self._chunks():
-            idx, w = self._weights(a0, a1, dtype, device)
-            if total <= self.cache_limit:
-                chunks.append((a0, a1, idx, w))
-            yield a0, a1, idx, w
-        if total <= self.cache_limit:
-            self._cache[key] = chunks
+        if key not in self._cache:
+            D = self.n_detectors
+            rows, cols, vals = [], [], []
+            for a0, a1 in self._chunks():
+                idx, w = self._weights(a0, a1, dtype, device)
+                ray = torch.arange(a0 * D, a1 * D, device=device).reshape(a1 - a0, D, 1, 1).expand_as(idx)
+                keep = w != 0  # zero slots: samples outside the image
+                rows.append(ray[keep]), cols.append(idx[keep]), vals.append(w[keep])
+            rows, cols, vals = torch.cat(rows), torch.cat(cols), torch.cat(vals)
+            self._cache[key] = (_csr(rows, cols, vals, (self.out_size, self.in_size)),
+                                _csr(cols, rows, vals, (self.in_size, self.out_size)))
+        return self._cache[key]
 
     # --- the operator ------------------------------------------------------------------------
     def apply(self, x: torch.Tensor) -> torch.Tensor:
         self._check_input(x, self.in_shape, "image")
+        wdtype = x.dtype.to_real() if x.is_complex() else x.dtype
+        csr = self._sparse(wdtype, x.device)
+        if csr is not None:
+            return _product(csr[0], x, self.in_shape, self.out_shape)
         batch = x.shape[:-2]
         xf = x.reshape(-1, self.in_size)
-        wdtype = x.dtype.to_real() if x.is_complex() else x.dtype
         out = []
-        for a0, a1, idx, w in self._matrix(wdtype, x.device):
+        for a0, a1 in self._chunks():
+            idx, w = self._weights(a0, a1, wdtype, x.device)
             out.append((xf[:, idx] * w).sum((-1, -2)))                 # (B, a1 - a0, D)
         return torch.cat(out, 1).reshape(*batch, *self.out_shape)
 
     def adjoint(self, y: torch.Tensor) -> torch.Tensor:
         self._check_input(y, self.out_shape, "sinogram")
+        wdtype = y.dtype.to_real() if y.is_complex() else y.dtype
+        csr = self._sparse(wdtype, y.device)
+        if csr is not None:
+            return _product(csr[1], y, self.out_shape, self.in_shape)
         batch = y.shape[:-2]
         yf = y.reshape(-1, *self.out_shape)
-        wdtype = y.dtype.to_real() if y.is_complex() else y.dtype
         out = torch.zeros(yf.shape[0], self.in_size, dtype=y.dtype, device=y.device)
-        for a0, a1, idx, w in self._matrix(wdtype, y.device):
+        for a0, a1 in self._chunks():
+            idx, w = self._weights(a0, a1, wdtype, y.device)
             vals = yf[:, a0:a1, :, None, None] * w                        # (B, a1 - a0, D, K, 2)
             out = out.index_add(1, idx.reshape(-1), vals.reshape(yf.shape[0], -1))
         return out.reshape(*batch, *self.in_shape)
