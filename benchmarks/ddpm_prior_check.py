@@ -27,6 +27,31 @@ from pnp_vs_tv_mri import test_slices  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def tweedie_table(prior, dncnn, x0: torch.Tensor, ts=(20, 50, 100, 200, 400, 700), seed: int = 0) -> list[dict]:
+    """Per timestep t: the image-domain noise std and the PSNRs of x_t, of the prior's Tweedie estimate and
+    of the DnCNN at the same noise level (None above 50/255, where it was not trained); x0 `(1, 1, H, W)`."""
+    lo, hi = prior.data_range
+    abar = prior.alphas_cumprod
+    g = torch.Generator().manual_seed(seed)
+    rows = []
+    for t in ts:
+        a = float(abar[t])
+        xt = a**0.5 * (2 * (x0 - lo) / (hi - lo) - 1) + (1 - a) ** 0.5 * torch.randn(x0.shape, generator=g)
+        with torch.no_grad():
+            eps = prior(xt, torch.tensor([t]))
+        to_image = lambda m: lo + (hi - lo) * (m + 1) / 2  # noqa: E731
+        tweedie = to_image((xt - (1 - a) ** 0.5 * eps) / a**0.5)
+        noisy = to_image(xt / a**0.5)
+        sigma = (hi - lo) / 2 * ((1 - a) / a) ** 0.5
+        dn = None
+        if sigma <= 50 / 255:
+            with torch.no_grad():
+                dn = float(psnr(dncnn(noisy, torch.tensor([sigma])).clamp(lo, hi), x0, 1.0))
+        rows.append({"t": t, "sigma": sigma, "noisy": float(psnr(noisy, x0, 1.0)),
+                     "tweedie": float(psnr(tweedie.clamp(lo, hi), x0, 1.0)), "dncnn": dn})
+    return rows
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--prior", default=str(ROOT / "datasets" / "mri" / "ddpm_mni152"))
@@ -37,25 +62,11 @@ def main(argv=None) -> None:
     prior, dncnn = load_pretrained(args.prior), load(ROOT / "datasets" / "mri" / "dncnn_mni152")
     lo, hi = prior.data_range
     x0 = test_slices()[0].float()[None, None]
-    abar = prior.alphas_cumprod
-    g = torch.Generator().manual_seed(0)
     print("| t | noise std (image) | noisy PSNR | Tweedie PSNR | DnCNN PSNR |")
     print("|---|---|---|---|---|")
-    for t in (20, 50, 100, 200, 400, 700):
-        a = float(abar[t])
-        xt = a**0.5 * (2 * (x0 - lo) / (hi - lo) - 1) + (1 - a) ** 0.5 * torch.randn(x0.shape, generator=g)
-        with torch.no_grad():
-            eps = prior(xt, torch.tensor([t]))
-        to_image = lambda m: lo + (hi - lo) * (m + 1) / 2  # noqa: E731
-        tweedie = to_image((xt - (1 - a) ** 0.5 * eps) / a**0.5)
-        noisy = to_image(xt / a**0.5)
-        sigma = (hi - lo) / 2 * ((1 - a) / a) ** 0.5
-        dn = "-"
-        if sigma <= 50 / 255:
-            with torch.no_grad():
-                dn = f"{float(psnr(dncnn(noisy, torch.tensor([sigma])).clamp(lo, hi), x0, 1.0)):.2f}"
-        print(f"| {t} | {sigma:.3f} | {float(psnr(noisy, x0, 1.0)):.2f} | "
-              f"{float(psnr(tweedie.clamp(lo, hi), x0, 1.0)):.2f} | {dn} |")
+    for r in tweedie_table(prior, dncnn, x0):
+        dn = "-" if r["dncnn"] is None else f"{r['dncnn']:.2f}"
+        print(f"| {r['t']} | {r['sigma']:.3f} | {r['noisy']:.2f} | {r['tweedie']:.2f} | {dn} |")
     eye = IdentityOperator((128, 128), dtype=torch.float64)
     samples = sciml.solve(sciml.InverseProblem(eye, torch.zeros(4, 128, 128, dtype=torch.float64)), "ddim",
                           model=prior, num_inference_steps=50, cg_iter=0).x

@@ -196,3 +196,18 @@ def test_atomic_dir_replaces_a_folder_whole_or_not_at_all(tmp_path):
         (tmp / "b.txt").write_text("two")
     assert sorted(p.name for p in target.iterdir()) == ["b.txt"]  # replaced, not merged
     assert sorted(p.name for p in tmp_path.iterdir()) == ["prior"]  # no temporary folders left
+
+
+def test_shipped_prior_denoises_a_held_out_slice_like_the_shipped_dncnn():
+    """The Tweedie estimate of datasets/mri/ddpm_mni152 on held-out test slice 0 (benchmarks/ddpm_prior_check.py)
+    against the shipped DnCNN at the same noise level, and far above the noisy input at high noise."""
+    from helpers import BENCHMARKS, load_example
+
+    check = load_example("ddpm_prior_check", BENCHMARKS)
+    root = BENCHMARKS.parent / "datasets" / "mri"
+    prior, dncnn = models.load_pretrained(root / "ddpm_mni152"), models.load(root / "dncnn_mni152")
+    x0 = check.test_slices()[0].float()[None, None]
+    rows = {r["t"]: r for r in check.tweedie_table(prior, dncnn, x0, ts=(20, 50, 100, 400))}
+    for t in (20, 50, 100):
+        assert rows[t]["tweedie"] > rows[t]["dncnn"] - 0.5, rows[t]
+    assert rows[400]["tweedie"] > rows[400]["noisy"] + 20, rows[400]
