@@ -9,7 +9,7 @@ Data: the 10 held-out test slices of datasets/mri/mni152_slices.h5 (128 x 128, [
 the methods' free parameters (every setting printed) and is left out of the table, which is the mean
 over slices 1.. The diffusion prior is the DDPM of datasets/mri/ddpm_mni152 (`sciml.models.UNet2DPrior`,
 a 1 M-parameter diffusers UNet2DModel trained on random 64 x 64 patches of the 30 training slices,
-configs/ddpm-mni152.toml); the PnP denoiser is datasets/mri/dncnn_mni152. Neither saw a test slice.
+configs/ddpm-mni152.toml, then configs/ddpm-mni152-stage2.toml); the PnP denoiser is datasets/mri/dncnn_mni152. Neither saw a test slice.
 
 MRI: exactly the protocol of benchmarks/pnp_vs_tv_mri.py (its `simulate`: 8 birdcage coils, known maps,
 4x random lines with an 8 % centre, complex noise of std 0.01 per k-space sample), with its tuned TV
