@@ -38,6 +38,8 @@ def run(size: int = 128, views: int = 60, noise: float = 0.01, device: str = "cp
         out: str | None = None, image: str = "shepp-logan", methods: tuple[str, ...] | str = METHODS,
         nfe: int = 50, index: int | None = None) -> dict[str, dict[str, float]]:
     """`index`: the slice of ``image="ct"`` (default 0) or the test slice of ``image="mni152"`` (default 1)."""
+    if torch.device(device).type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device: {device!r} requested but no CUDA device is available")
     if image not in ("mni152", "shepp-logan", "ct"):
         raise ValueError(f"image must be 'mni152', 'shepp-logan' or 'ct', got {image!r}")
     methods = tuple(methods.split(",")) if isinstance(methods, str) else tuple(methods)

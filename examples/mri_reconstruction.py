@@ -42,6 +42,8 @@ METHODS = ("zero-filled", "cg", "tv", "pnp-admm", "pnp-hqs", "lpn", "dds")
 def run(size: int = 128, coils: int = 8, acceleration: float = 4.0, noise: float = 0.005, estimate_maps: bool = False,
         device: str = "cpu", seed: int = 0, out: str | None = None, image: str = "mni152",
         methods: tuple[str, ...] | str = METHODS, nfe: int = 50, samples: int = 1) -> dict[str, dict[str, float]]:
+    if torch.device(device).type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device: {device!r} requested but no CUDA device is available")
     if image not in ("mni152", "shepp-logan"):
         raise ValueError(f"image must be 'mni152' or 'shepp-logan', got {image!r}")
     methods = tuple(methods.split(",")) if isinstance(methods, str) else tuple(methods)

@@ -65,6 +65,14 @@ def test_mri_example_dds_mean_and_uncertainty_figure(tmp_path, monkeypatch):
     assert (tmp_path / "mri_uncertainty.png").read_bytes()[:4] == b"\x89PNG"
 
 
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="checks the message without CUDA")
+@pytest.mark.parametrize("name", ["ct_reconstruction", "mri_reconstruction"])
+def test_examples_name_a_missing_cuda_device(name, monkeypatch):
+    monkeypatch.syspath_prepend(str(EXAMPLES))
+    with pytest.raises(ValueError, match="device: 'cuda' requested but no CUDA device"):
+        load(name).run(size=16, device="cuda")
+
+
 def test_psnr_and_ssim():
     import torch
 
