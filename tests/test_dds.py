@@ -100,6 +100,7 @@ def test_num_samples_is_the_mean_and_spread_of_a_batch_of_samples(gauss, solver)
     torch.testing.assert_close(sol.info["std"], batch.x.std(0), rtol=0, atol=0)
     assert sol.x.shape == sol.info["std"].shape == (2, N, N) and sol.info["samples"].shape == (n, 2, N, N)
     assert sol.residuals.shape[1:] == (2,) and sol.stats["status"].shape == (2,) and sol.info["num_samples"] == n
+    assert sol.info["residual_history"].shape == sol.residuals.shape
     residual = (sol.x.reshape(2, -1) @ gauss["M"].T - y).norm(dim=-1) / y.norm(dim=-1)
     assert sol.info["relative_residual"] == pytest.approx(float(residual.max()), rel=1e-12)
 

@@ -172,13 +172,14 @@ def _sample_mean(sol: Solution, problem: InverseProblem, start: float) -> Soluti
     ynorm = torch.linalg.vector_norm(y, dim=odims).to(torch.float64)
     final = torch.linalg.vector_norm(A.apply(x) - y, dim=odims).to(torch.float64) / torch.where(ynorm > 0, ynorm, 1)
     finite = final[torch.isfinite(final)]
-    info = {**sol.info, "num_samples": samples.shape[0], "std": std, "samples": samples,
+    residuals = sol.residuals.mean(1)
+    info = {**sol.info, "num_samples": samples.shape[0], "std": std, "samples": samples, "residual_history": residuals,
             "relative_residual": float(finite.max()) if finite.numel() else math.nan,
             "wall_time": time.perf_counter() - start}
     if int(status.max()) == int(Status.NONFINITE):
         info["reason"] = (f"NaN or Inf in some samples of {int((status == int(Status.NONFINITE)).sum())} of "
                           f"{status.numel()} systems (their x is NaN); lower the step size or check the model")
-    return Solution(x, sol.residuals.mean(1), {"status": status, "iterations": iterations}, info)
+    return Solution(x, residuals, {"status": status, "iterations": iterations}, info)
 
 
 # --- shared base --------------------------------------------------------------------------------
