@@ -85,7 +85,8 @@ class Solution:
 
     def to_xarray(self):
         """An `xarray.Dataset`: the solution (real/imag parts for complex), exact and error if known,
-        the residual history, and the solver settings as attributes."""
+        the per-entry `std` of a sampler's samples if any, the residual history, and the solver settings
+        as attributes."""
         import xarray as xr
 
         space = self._space_dims()
@@ -98,6 +99,9 @@ class Solution:
         if self.exact is not None:
             fields["exact"] = self.exact
             fields["error"] = self.x - self.exact
+        std = self.info.get("std")  # the spread of a sampler's samples (diffusion solvers' num_samples)
+        if isinstance(std, torch.Tensor) and std.shape == self.x.shape:
+            fields["std"] = std
         for name, t in fields.items():
             t = t.detach().cpu()
             if t.is_complex():

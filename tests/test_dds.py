@@ -455,3 +455,15 @@ def test_dds_warm_start(gauss):
             sciml.solvers.make_solver("dds", model=gauss["model"], **bad)
     with pytest.raises(SolverOptionError, match="x_init of shape"):
         sciml.solve(prob, "dds", model=gauss["model"], num_inference_steps=5, start=0.5, x_init=torch.zeros(3, 3))
+
+
+def test_num_samples_std_is_saved_with_the_solution(gauss, tmp_path):
+    import xarray as xr
+
+    sol = sciml.solve(sciml.InverseProblem(gauss["A"], gauss["y"]), "dds", model=gauss["model"], num_inference_steps=5,
+                      num_samples=4)
+    sol.save(str(tmp_path / "x.nc"))
+    with xr.open_dataset(tmp_path / "x.nc", engine="h5netcdf") as ds:
+        assert ds["std"].shape == (N, N)
+        assert float(abs(ds["std"].values - sol.info["std"].numpy()).max()) == 0.0
+        assert len(ds.attrs["info"]) < 5000  # the samples are summarised, not dumped
