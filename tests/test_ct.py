@@ -77,6 +77,10 @@ def test_cache_and_chunked_paths_agree():
     torch.testing.assert_close(A(x), B(x), rtol=0, atol=1e-12)
     torch.testing.assert_close(A.adjoint(A(x)), B.adjoint(B(x)), rtol=0, atol=1e-11)
     assert A._cache and not B._cache
+    F, G = (FanBeamRadon((20, 20), FAN_ANGLES, 40.0, 30.0, 40, 1.0, detector="arc") for _ in range(2))
+    G.cache_limit = 0
+    torch.testing.assert_close(F(x), G(x), rtol=0, atol=1e-12)
+    torch.testing.assert_close(F.adjoint(F(x)), G.adjoint(G(x)), rtol=0, atol=1e-11)
     # the cached path is a pair of CSR matrices with valid invariants (sorted, distinct columns per row)
     for M in A._sparse(torch.float64, x.device):
         with torch.sparse.check_sparse_tensor_invariants():
