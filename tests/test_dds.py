@@ -323,6 +323,8 @@ def test_sciml_unet2d_prior_through_the_contract():
     ({"alphas_cumprod": "cosine-ish"}, "beta schedule"),
     ({"data_range": (1.0, 0.0)}, "data_range"),
     ({"scheduler": object()}, "scheduler"),
+    ({"num_samples": 0}, "num_samples must be an integer >= 1"),
+    ({"num_samples": 2.0}, "num_samples must be an integer >= 1"),
     ({"bogus": 1}, "unknown option 'bogus'"),
 ])
 def test_dds_option_errors(gauss, options, match):

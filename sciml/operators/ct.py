@@ -31,13 +31,12 @@ Conventions
 from __future__ import annotations
 
 import math
-import warnings
 from typing import Any
 
 import torch
 
 from .base import LinearOperator
-from .wrappers import _product
+from .wrappers import _product, csr_tensor
 
 __all__ = ["ParallelBeamRadon", "FanBeamRadon", "fbp", "FBP_FILTERS", "sparse_view_angles", "limited_angle", "shepp_logan"]
 
@@ -79,14 +78,10 @@ def _positive(value: Any, name: str) -> float:
 
 
 def _csr(rows: torch.Tensor, cols: torch.Tensor, vals: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
-    """A CSR matrix from distinct `(rows, cols)` entries (columns sorted within each row, as CSR requires;
-    int32 indices where they fit: faster CPU products)."""
+    """A CSR matrix from distinct `(rows, cols)` entries (sorted here by row, then column, as CSR requires)."""
     order = torch.argsort(rows * shape[1] + cols)
     crow = torch.cat([rows.new_zeros(1), torch.bincount(rows, minlength=shape[0]).cumsum(0)])
-    index = torch.int32 if vals.numel() < 2**31 - 1 else torch.int64
-    with warnings.catch_warnings():  # torch flags CSR support as beta on every construction
-        warnings.simplefilter("ignore", UserWarning)
-        return torch.sparse_csr_tensor(crow.to(index), cols[order].to(index), vals[order], shape, check_invariants=False)
+    return csr_tensor(crow, cols[order], vals[order], shape)
 
 
 class _RayOperator(LinearOperator):

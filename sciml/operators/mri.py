@@ -29,8 +29,6 @@ __all__ = [
     "mask_acceleration", "poisson_disc_mask", "radial_mask", "rss", "shepp_logan", "smoothed_phase", "uniform_lines_mask", "zero_filled",
 ]
 
-_DIMS = (-2, -1)
-
 
 # --------------------------------------------------------------------------------------------------
 # Centred orthonormal FFTs
